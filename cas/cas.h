@@ -1,0 +1,195 @@
+/* cas: the content-addressed model store.
+ *
+ * Owns $OLLAMAX_MODELS (Ollama's layout: manifests/<host>/<ns>/<model>/<tag>,
+ * blobs/sha256-<hex>), the staging dir $OLLAMAX_HOME/tmp and the RocksDB index
+ * $OLLAMAX_HOME/index. The files are the truth; the index is a cache that is
+ * rebuilt from disk when missing or stale.
+ *
+ * Promises:
+ * - a blob file is visible under blobs/ only once its sha256 matches its name
+ *   (written in tmp/, hashed while written, fsync, rename, fsync dir);
+ * - a manifest is written atomically and only when every blob it names exists;
+ * - deleting a manifest removes every blob no remaining manifest uses.
+ *
+ * Threads: a cas_t may be used from several threads at once (the loop and the
+ * uv work pool); a cas_ingest_t from one thread at a time. Calls that fsync or
+ * hash whole files block: callers on the loop thread run them in uv_queue_work.
+ *
+ * Digests are accepted as "sha256:<hex>" or "sha256-<hex>" (64 hex digits, any
+ * case) and always produced as "sha256:<64 lowercase hex>". */
+#ifndef OX_CAS_H
+#define OX_CAS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- model names (pure functions, no store needed) --------------------- */
+
+#define CAS_DEFAULT_HOST "registry.ollama.ai"
+#define CAS_DEFAULT_NS "library"
+#define CAS_DEFAULT_TAG "latest"
+
+typedef struct cas_name {
+    char scheme[8]; /* "https" unless the name said "http://" */
+    char host[351];
+    char ns[81];
+    char model[81];
+    char tag[81];
+} cas_name_t;
+
+/* Parses "[scheme://][host/][ns/]model[:tag]" with the defaults above and the
+ * character rules of the Ollama spec. Returns OX_EINVAL for anything invalid
+ * (the API then answers 400 "invalid model name"). */
+int cas_name_parse(const char *s, cas_name_t *out);
+/* Shortest display form: drops the default host and namespace
+ * (case-insensitively): "llama3.2:latest", "user/m:tag", "host/ns/m:tag". */
+void cas_name_display(const cas_name_t *n, char *out, size_t cap);
+/* Full form "host/ns/model:tag". */
+void cas_name_full(const cas_name_t *n, char *out, size_t cap);
+/* Case-insensitive equality of host, ns, model and tag. */
+int cas_name_equal(const cas_name_t *a, const cas_name_t *b);
+
+/* ---- digests ----------------------------------------------------------- */
+
+/* Validates "sha256[:-]<64 hex>" and writes the canonical "sha256:<lower hex>"
+ * (72 bytes with NUL). Returns OX_EINVAL when malformed. */
+int cas_digest_parse(const char *in, char out[72]);
+
+/* ---- manifests (pure) --------------------------------------------------- */
+
+typedef struct cas_layer {
+    char media_type[128];
+    char digest[72]; /* canonical */
+    uint64_t size;
+    char from[128];  /* optional "from" field of Ollama layers, "" if none */
+} cas_layer_t;
+
+typedef struct cas_manifest {
+    int schema_version;
+    char media_type[128];
+    cas_layer_t config;
+    cas_layer_t *layers; /* owned; cas_manifest_free releases */
+    size_t n_layers;
+} cas_manifest_t;
+
+/* Parses manifest JSON. Fails with OX_EFORMAT and a message in err for
+ * anything malformed (bad JSON, missing fields, bad digests). On success the
+ * caller owns *out and calls cas_manifest_free. */
+int cas_manifest_parse(const char *json, size_t len, cas_manifest_t *out, char *err,
+                       size_t errlen);
+void cas_manifest_free(cas_manifest_t *m);
+/* Serialises m in the byte layout Ollama writes (schemaVersion, mediaType,
+ * config, layers; compact). Returns a malloc'd NUL-terminated string the caller
+ * frees, or NULL on OOM. */
+char *cas_manifest_serialize(const cas_manifest_t *m, size_t *len);
+
+/* ---- the store ---------------------------------------------------------- */
+
+typedef struct cas cas_t;
+
+/* Opens (creating as needed) the store. models_dir holds manifests/ and
+ * blobs/; state_dir holds tmp/ and index/. Stale files in tmp/ older than a
+ * restart are kept for resume (see partials). Rebuilds the index when it is
+ * missing or disagrees with the files. *out is owned by the caller
+ * (cas_close). On failure a message is written to err. */
+int cas_open(const char *models_dir, const char *state_dir, cas_t **out, char *err,
+             size_t errlen);
+void cas_close(cas_t *c);
+
+const char *cas_models_dir(const cas_t *c);
+const char *cas_blobs_dir(const cas_t *c);
+const char *cas_tmp_dir(const cas_t *c);
+
+/* Path of the blob file for digest (whether or not it exists). */
+int cas_blob_path(const cas_t *c, const char *digest, char *out, size_t cap);
+/* 0 and *size when the blob is present, OX_ENOTFOUND otherwise. */
+int cas_blob_stat(cas_t *c, const char *digest, uint64_t *size);
+/* Re-hashes the blob file; OX_EDIGEST if it no longer matches (the file is
+ * then removed from blobs/ and the index so it can be fetched again). */
+int cas_blob_verify(cas_t *c, const char *digest);
+
+/* Taps see every byte of every blob entering the store, in order, in the same
+ * read that computes the sha256 (the swarm builds its merkle tree here).
+ * open returns per-blob state (NULL is allowed and means "not interested");
+ * close is called once with ok=1 and the canonical digest when the blob was
+ * committed, or ok=0 when it was not. Callbacks run on whatever thread commits
+ * the blob. One tap per store; the pointer must outlive the store. */
+typedef struct cas_tap {
+    void *(*open)(void *ud, uint64_t size_hint /* 0 = unknown */);
+    void (*feed)(void *st, const void *p, size_t n);
+    void (*close)(void *st, int ok, const char *digest, uint64_t size);
+    void *ud;
+} cas_tap_t;
+void cas_set_tap(cas_t *c, const cas_tap_t *tap);
+
+/* Streaming ingest: bytes are hashed while written to tmp/. expect may be
+ * NULL (digest learnt at commit) or a digest that must match. size_hint may
+ * be 0. On success *out is owned by the caller until commit or abort. */
+typedef struct cas_ingest cas_ingest_t;
+int cas_ingest_begin(cas_t *c, const char *expect, uint64_t size_hint, cas_ingest_t **out);
+int cas_ingest_write(cas_ingest_t *in, const void *p, size_t n);
+/* Verifies, fsyncs, renames into blobs/, fsyncs the dir, indexes. Always
+ * consumes in (also on failure). digest_out (may be NULL) gets the canonical
+ * digest; *existed (may be NULL) is set when the blob was already present.
+ * OX_EDIGEST when expect was given and does not match (nothing is kept; err
+ * gets 'digest mismatch, expected "<expect>", got "<actual>"'). */
+int cas_ingest_commit(cas_ingest_t *in, char digest_out[72], int *existed, char *err,
+                      size_t errlen);
+void cas_ingest_abort(cas_ingest_t *in);
+
+/* Adopts a complete file written elsewhere under tmp/ (a finished pull or
+ * swarm fetch): hashes it in one read (feeding the tap), checks it against
+ * expect, fsyncs, renames into blobs/ and indexes it. The source file is gone
+ * afterwards in every case except OX_EIO. */
+int cas_blob_adopt(cas_t *c, const char *path, const char *expect, char *err, size_t errlen);
+
+/* Partial downloads live at tmp/sha256-<hex>-partial (never under blobs/);
+ * this returns that path so pull and swarm resume from it. */
+int cas_partial_path(const cas_t *c, const char *digest, char *out, size_t cap);
+
+/* Reads the manifest for name (case-insensitive look-up). *json is malloc'd
+ * (caller frees); digest_hex (may be NULL) gets the sha256 of the bytes;
+ * mtime_ns (may be NULL) its mtime. *found_name (may be NULL) gets the name
+ * with the case as stored. OX_ENOTFOUND if absent. */
+int cas_manifest_read(cas_t *c, const cas_name_t *name, char **json, size_t *len,
+                      char digest_hex[65], int64_t *mtime_ns, cas_name_t *found_name);
+/* Writes the manifest bytes exactly as given, atomically, after checking that
+ * they parse and that every blob they name is present (OX_ENOTFOUND and the
+ * missing digest in err otherwise). Replaces an existing manifest of the same
+ * name (case-insensitively). When removed_unused is non-NULL it is set to 1 if
+ * replacing the old manifest left blobs unused (they are removed). */
+int cas_manifest_write(cas_t *c, const cas_name_t *name, const char *json, size_t len,
+                       int *removed_unused, char *err, size_t errlen);
+/* Removes the manifest, prunes empty directories and deletes every blob no
+ * remaining manifest uses. OX_ENOTFOUND if absent. */
+int cas_manifest_delete(cas_t *c, const cas_name_t *name);
+/* Copies the manifest bytes of src to dst. OX_ENOTFOUND if src is absent. */
+int cas_manifest_copy(cas_t *c, const cas_name_t *src, const cas_name_t *dst);
+
+typedef struct cas_model_info {
+    cas_name_t name;     /* as stored */
+    char digest[65];     /* sha256 hex of the manifest bytes */
+    uint64_t size;       /* sum of layer sizes + config size */
+    int64_t mtime_ns;    /* manifest mtime */
+} cas_model_info_t;
+
+/* Lists every manifest, newest first. *out is a malloc'd array the caller
+ * frees with free(); *n may be 0 (then *out may be NULL). */
+int cas_model_list(cas_t *c, cas_model_info_t **out, size_t *n);
+
+/* Deletes blobs no manifest references (also stale tmp files of finished
+ * work). Returns the number of blobs removed or a negative code. */
+int cas_gc(cas_t *c);
+
+/* Small per-blob records other modules keep in the index (the swarm keeps its
+ * torrent here). kind is a short ASCII tag ("torrent"); the value is copied.
+ * get returns a malloc'd copy (caller frees) or OX_ENOTFOUND. Records of a
+ * blob are deleted with the blob. */
+int cas_meta_put(cas_t *c, const char *kind, const char *digest, const void *val, size_t len);
+int cas_meta_get(cas_t *c, const char *kind, const char *digest, void **val, size_t *len);
+
+/* Lists every blob present: malloc'd array of canonical digests (caller frees
+ * the array). */
+int cas_blob_list(cas_t *c, char (**digests)[72], size_t *n);
+
+#endif
