@@ -30,12 +30,13 @@ deps() {
         sudo_ apt-get update -q
         sudo_ env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
     fi
-    if [ -f tests/clients/package-lock.json ]; then
-        if [ ! -d tests/clients/node_modules ] ||
-           [ tests/clients/package-lock.json -nt tests/clients/node_modules/.package-lock.json ]; then
-            (cd tests/clients && npm ci --no-audit --no-fund --loglevel=error)
+    local d
+    for d in tests/clients tests/tokenizer; do
+        [ -f "$d/package-lock.json" ] || continue
+        if [ ! -d "$d/node_modules" ] || [ "$d/package-lock.json" -nt "$d/node_modules/.package-lock.json" ]; then
+            (cd "$d" && npm ci --no-audit --no-fund --loglevel=error)
         fi
-    fi
+    done
 }
 
 build() {
