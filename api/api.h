@@ -1,7 +1,7 @@
 /* api: every HTTP endpoint a node serves.
  *
  * Owns the HTTP server (api/http.h) and the routing policy on top of it: the
- * Ollama API (/api/*), the OpenAI API (/v1/*), the registry protocol (/v2/*)
+ * Ollama API under /api, the OpenAI API under /v1, the registry protocol under /v2,
  * served from the local store, swarm and cluster endpoints, CORS and the Host
  * check. Handlers reach the store and the other modules through the node. */
 #ifndef OX_API_H

@@ -37,5 +37,22 @@ char *api_json_dumps(const json_t *obj);
 
 /* ---- handlers ----------------------------------------------------------- */
 void api_route_pull(node_t *node, http_req_t *req); /* api/pull.c */
+/* api/routes_infer.c (GET /api/ps is api_route_ps, declared in api_int.h) */
+void api_route_generate(node_t *node, http_req_t *req);
+void api_route_chat(node_t *node, http_req_t *req);
+void api_route_embed(node_t *node, http_req_t *req);
+void api_route_embeddings(node_t *node, http_req_t *req);
+/* api/routes_openai.c */
+void api_route_oai_chat(node_t *node, http_req_t *req);
+void api_route_oai_completions(node_t *node, http_req_t *req);
+void api_route_oai_embeddings(node_t *node, http_req_t *req);
+void api_route_oai_models(node_t *node, http_req_t *req);
+void api_route_oai_model(node_t *node, http_req_t *req);
+/* api/routes_swarm.c */
+void api_route_swarm_torrent(node_t *node, http_req_t *req);
+void api_route_swarm_status(node_t *node, http_req_t *req);
+/* This node's swarm endpoint "ip:port" as reached through local_ip.
+ * OX_ESTATE without a swarm, OX_EBUSY before it listens. */
+int api_swarm_endpoint(node_t *node, const char *local_ip, char *out, size_t cap);
 
 #endif

@@ -1,12 +1,4 @@
-#include <stdio.h>
-#include <string.h>
+/* ollamax: one binary, daemon (`ollamax serve`) and command line. */
+#include "daemon/cli.h"
 
-int main(int argc, char **argv)
-{
-    if (argc > 1 && (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-v") == 0)) {
-        printf("ollamax version is %s\n", OX_VERSION);
-        return 0;
-    }
-    fprintf(stderr, "usage: ollamax serve|create|pull|list|show|rm|cp|ps|run\n");
-    return 1;
-}
+int main(int argc, char **argv) { return cli_main(argc, argv); }

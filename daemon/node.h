@@ -45,6 +45,7 @@ typedef struct node {
     cas_t *cas;
     struct api *api;
     struct swarm *swarm;
+    void *swarm_intro;      /* daemon/node_swarm.c: peer introductions */
     struct runner *runner;
     int64_t started_ns;
 } node_t;

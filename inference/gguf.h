@@ -55,6 +55,10 @@ typedef struct gguf_value {
 typedef struct gguf_kv {
     gguf_str_t key;
     gguf_value_t val;
+    /* For a top-level array of strings: offset of each element's length
+     * prefix relative to val.v.arr.data, built at open (owned by the gguf);
+     * NULL otherwise. Lets gguf_arr_str run in O(1) without mutable state. */
+    const uint64_t *str_off;
 } gguf_kv_t;
 
 typedef struct gguf_tensor {
@@ -92,14 +96,17 @@ const gguf_tensor_t *gguf_tensor(const gguf_t *g, const char *name);
 
 /* Typed getters: return 0 and fill *out, OX_ENOTFOUND when absent, OX_EFORMAT
  * when the type does not fit (any integer type converts to u64/i64 when the
- * value fits). gguf_get_str fills a NUL-terminated copy (truncated to cap). */
+ * value fits; bool reads as 0/1). gguf_get_f64 also accepts integer values,
+ * which some converters use for float hyper-parameters. gguf_get_str fills a
+ * NUL-terminated copy (truncated to cap). */
 int gguf_get_u64(const gguf_t *g, const char *key, uint64_t *out);
 int gguf_get_i64(const gguf_t *g, const char *key, int64_t *out);
 int gguf_get_f64(const gguf_t *g, const char *key, double *out);
 int gguf_get_str(const gguf_t *g, const char *key, char *out, size_t cap);
 
-/* Element i of an array of strings (bounds-checked walk; O(i) the first time,
- * cached afterwards for sequential access). */
+/* Element i of a top-level array of strings: 0, OX_ENOTFOUND when i is out of
+ * range, OX_EFORMAT when kv is not an array of strings. O(1) through the
+ * offsets indexed at open; out points into the mapping. */
 int gguf_arr_str(const gguf_kv_t *kv, uint64_t i, gguf_str_t *out);
 
 /* Name ("Q4_K"), block size (elements) and bytes per block of a tensor type;

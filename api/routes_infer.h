@@ -1,0 +1,69 @@
+/* Shared machinery of the inference routes (api/routes_infer.c and
+ * api/routes_openai.c; internal to api/).
+ *
+ * An infer_call_t is one HTTP inference request on its way through the
+ * runner: the route fills the request fields and a sink, then
+ * infer_call_start reads the model from the store (work pool), submits it to
+ * the node's runner and forwards the runner's callbacks to the sink on the
+ * loop thread. The sink answers the HTTP request and calls infer_call_free. */
+#ifndef OX_API_ROUTES_INFER_H
+#define OX_API_ROUTES_INFER_H
+
+#include <jansson.h>
+
+#include "api/http.h"
+#include "common/buf.h"
+#include "daemon/node.h"
+#include "inference/runner.h"
+
+typedef struct infer_call infer_call_t;
+
+typedef struct infer_sink {
+    void (*on_text)(infer_call_t *c, const char *text, size_t len);
+    /* rc 0: res filled. Else status (400, 404, 500, 503) and msg. */
+    void (*on_done)(infer_call_t *c, int rc, int status, const char *msg,
+                    const runner_result_t *res);
+} infer_sink_t;
+
+enum { INFER_NF_QUOTE = 0, INFER_NF_LEGACY = 1 };
+
+struct infer_call {
+    node_t *node;
+    http_req_t *req;
+    runner_request_t q;     /* body/options owned until submitted */
+    infer_sink_t sink;
+    int notfound_style;     /* INFER_NF_* */
+    int stream;
+    int started;            /* response head sent */
+    int closed;             /* client went away */
+    int finished;
+    char model[512];        /* as sent */
+    char model_digest[65];
+    runner_job_t *job;
+    ox_buf_t acc;           /* accumulated text (non-streamed answers) */
+    int64_t created_s;      /* openai */
+    char id[40];            /* openai */
+    int include_usage;      /* openai */
+    int chat;               /* openai: chat.completion vs text_completion */
+    int sent_role;          /* openai: first delta sent */
+};
+
+/* New call for req (calloc'd; start_ns set). NULL on OOM (500 sent). */
+infer_call_t *infer_call_new(node_t *node, http_req_t *req);
+/* Resolves c->model and submits. Takes c->q.body and c->q.options. On any
+ * error the sink's on_done runs (maybe synchronously). */
+void infer_call_start(infer_call_t *c);
+/* Frees the call; the HTTP request must have been finished. */
+void infer_call_free(infer_call_t *c);
+
+/* Merges the model's params (NULL ok) and the request's options (NULL ok)
+ * into a new object; request values win. */
+json_t *infer_options_merge(const json_t *params, const json_t *req_options);
+/* Appends a float32 as Go encodes a float32 (shortest round trip). */
+json_t *infer_json_f32(float v);
+/* RFC3339Nano UTC now. out needs 40 bytes. */
+void infer_now_rfc3339(char *out, size_t cap);
+/* Status for a runner error code. */
+int infer_status_for(int rc);
+
+#endif

@@ -1,0 +1,131 @@
+/* GET /api/tags, POST /api/copy, DELETE /api/delete, GET /api/ps. Store work
+ * runs in the work pool (api_job_submit); answers are shaped like Ollama's. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/api_int.h"
+#include "common/err.h"
+#include "common/timeutil.h"
+
+/* ---- GET|HEAD /api/tags ------------------------------------------------------ */
+
+static json_t *read_config(cas_t *cas, const cas_name_t *name)
+{
+    char *json = NULL, err[256];
+    size_t len;
+    json_t *cfg = NULL;
+    if (cas_manifest_read(cas, name, &json, &len, NULL, NULL, NULL) != 0)
+        return NULL;
+    cas_manifest_t m;
+    if (cas_manifest_parse(json, len, &m, err, sizeof err) == 0) {
+        char *c = NULL;
+        size_t clen;
+        if (m.config.digest[0] && api_blob_read(cas, m.config.digest, 1 << 20, &c, &clen) == 0) {
+            cfg = json_loadb(c, clen, 0, NULL);
+            free(c);
+        }
+        cas_manifest_free(&m);
+    }
+    free(json);
+    if (cfg && !json_is_object(cfg)) {
+        json_decref(cfg);
+        cfg = NULL;
+    }
+    return cfg;
+}
+
+static void run_tags(api_job_t *job)
+{
+    cas_model_info_t *v = NULL;
+    size_t n = 0;
+    int rc = cas_model_list(job->node->cas, &v, &n);
+    if (rc != 0) {
+        api_job_set_err(job, 500, "list models: %s", ox_strerror(rc));
+        return;
+    }
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++) {
+        json_t *cfg = read_config(job->node->cas, &v[i].name);
+        if (!cfg)
+            cfg = json_object();
+        char disp[700], when[64];
+        cas_name_display(&v[i].name, disp, sizeof disp);
+        ox_time_rfc3339_local(v[i].mtime_ns, when, sizeof when);
+        json_t *e = json_object();
+        json_object_set_new(e, "name", json_string(disp));
+        json_object_set_new(e, "model", json_string(disp));
+        json_object_set_new(e, "modified_at", json_string(when));
+        json_object_set_new(e, "size", json_integer((json_int_t)v[i].size));
+        json_object_set_new(e, "digest", json_string(v[i].digest));
+        json_object_set_new(e, "details", api_model_details(cfg, ""));
+        json_array_append_new(arr, e);
+        json_decref(cfg);
+    }
+    free(v);
+    job->resp = json_object();
+    json_object_set_new(job->resp, "models", arr);
+}
+
+void api_route_tags(node_t *node, http_req_t *req)
+{
+    api_job_submit(node, req, NULL, run_tags, NULL, NULL);
+}
+
+/* ---- POST /api/copy ---------------------------------------------------------- */
+
+static void run_copy(api_job_t *job)
+{
+    const char *src = json_string_value(json_object_get(job->body, "source"));
+    const char *dst = json_string_value(json_object_get(job->body, "destination"));
+    cas_name_t s, d;
+    if (!src || !dst || cas_name_parse(src, &s) != 0 || cas_name_parse(dst, &d) != 0) {
+        api_job_set_err(job, 400, "invalid model name");
+        return;
+    }
+    int rc = cas_manifest_copy(job->node->cas, &s, &d);
+    if (rc == OX_ENOTFOUND) {
+        char q[600];
+        api_go_quote(src, q, sizeof q);
+        api_job_set_err(job, 404, "model %s not found", q);
+    } else if (rc != 0) {
+        api_job_set_err(job, 500, "copy: %s", ox_strerror(rc));
+    } else {
+        job->status = 200;
+    }
+}
+
+void api_route_copy(node_t *node, http_req_t *req)
+{
+    json_t *body;
+    if (api_body_json(req, &body) != 0)
+        return;
+    api_job_submit(node, req, body, run_copy, NULL, NULL);
+}
+
+/* ---- DELETE /api/delete ------------------------------------------------------ */
+
+static void run_delete(api_job_t *job)
+{
+    const char *m = api_body_model(job->body);
+    cas_name_t n;
+    if (cas_name_parse(m, &n) != 0) {
+        api_job_set_err(job, 400, "invalid model name");
+        return;
+    }
+    int rc = cas_manifest_delete(job->node->cas, &n);
+    if (rc == OX_ENOTFOUND)
+        api_job_set_err(job, 404, "model '%s' not found", m);
+    else if (rc != 0)
+        api_job_set_err(job, 500, "delete: %s", ox_strerror(rc));
+    else
+        job->status = 200;
+}
+
+void api_route_delete(node_t *node, http_req_t *req)
+{
+    json_t *body;
+    if (api_body_json(req, &body) != 0)
+        return;
+    api_job_submit(node, req, body, run_delete, NULL, NULL);
+}

@@ -1,0 +1,108 @@
+/* cas internals shared by the files of the module; never included outside
+ * cas/. One mutex guards the index and every change to blobs/ and manifests/;
+ * hashing and bulk writes happen outside it. */
+#ifndef OX_CAS_INT_H
+#define OX_CAS_INT_H
+
+#include <pthread.h>
+#include <rocksdb/c.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cas/cas.h"
+
+#define CAS_PATH_MAX 4096
+
+enum { CAS_CF_DEFAULT, CAS_CF_BLOBS, CAS_CF_MANIFESTS, CAS_CF_META, CAS_CF_COUNT };
+
+struct cas {
+    char models[CAS_PATH_MAX];
+    char blobs[CAS_PATH_MAX];
+    char manifests[CAS_PATH_MAX];
+    char state[CAS_PATH_MAX];
+    char tmp[CAS_PATH_MAX];
+    char index[CAS_PATH_MAX];
+    pthread_mutex_t mu;
+    const cas_tap_t *tap; /* not owned */
+    uint64_t ingest_seq;  /* names of ingest temp files; under mu */
+    rocksdb_t *db;
+    rocksdb_column_family_handle_t *cf[CAS_CF_COUNT];
+    rocksdb_writeoptions_t *wo; /* sync */
+    rocksdb_readoptions_t *ro;
+};
+
+/* One manifest on disk as the index knows it. rel is "host/ns/model/tag" with
+ * the case as stored. refs holds the canonical hex of config + layers. */
+typedef struct cas_mrec {
+    char rel[CAS_PATH_MAX];
+    cas_name_t name;
+    int64_t mtime_ns;
+    uint64_t file_size;
+    uint64_t total;  /* layers + config */
+    char hex[65];    /* sha256 of the manifest bytes */
+    char (*refs)[65];
+    size_t n_refs;
+    int bad;         /* unreadable or unparsable: listed nowhere, refs nothing */
+} cas_mrec_t;
+
+void cas__mrecs_free(cas_mrec_t *v, size_t n);
+
+/* ---- index.c (all with mu held) ---- */
+int cas__index_open(cas_t *c, char *err, size_t errlen);
+void cas__index_close(cas_t *c);
+/* Makes the index agree with blobs/ and manifests/ (adds, drops, re-parses
+ * changed manifests; drops meta of blobs that vanished). */
+int cas__index_reconcile(cas_t *c);
+/* Walks manifests/, refreshing index records whose file changed. *out is
+ * malloc'd (cas__mrecs_free). */
+int cas__manifests_scan(cas_t *c, cas_mrec_t **out, size_t *n);
+int cas__index_blob_put(cas_t *c, const char *hex, uint64_t size);
+/* Drops the blob record and every meta record of the blob. */
+int cas__index_blob_del(cas_t *c, const char *hex);
+int cas__index_manifest_put(cas_t *c, const cas_mrec_t *r);
+int cas__index_manifest_del(cas_t *c, const char *rel);
+int cas__index_meta_put(cas_t *c, const char *key, size_t klen, const void *v, size_t vlen);
+int cas__index_meta_get(cas_t *c, const char *key, size_t klen, void **v, size_t *vlen);
+/* readdir of blobs/: canonical blob files and their sizes, sorted; both
+ * arrays malloc'd. */
+int cas__blobs_list_disk(cas_t *c, char (**hexes)[65], uint64_t **sizes, size_t *n);
+/* Fills r (mtime, sizes, hex, refs) from the manifest bytes. */
+int cas__mrec_fill(cas_mrec_t *r, const char *json, size_t len, int64_t mtime_ns);
+
+/* ---- stage.c: the ingest writer thread ---- */
+typedef struct cas_stage cas_stage_t;
+/* Starts a writer for fd (opened with O_DIRECT when direct is set; the
+ * writer drops O_DIRECT itself when the file system refuses it). */
+int cas__stage_open(int fd, int direct, cas_stage_t **out);
+/* Copies p into staging buffers (blocks while all are being written).
+ * Returns the first write error seen so far. */
+int cas__stage_write(cas_stage_t *s, const void *p, size_t n);
+/* Writes what is left and joins the thread; returns the first error. */
+int cas__stage_finish(cas_stage_t *s);
+/* Stops (dropping unwritten data) if still running, frees. */
+void cas__stage_free(cas_stage_t *s);
+
+/* ---- name.c ---- */
+int cas__valid_part(const char *s, size_t len, int kind);
+enum { CAS_PART_HOST, CAS_PART_NS, CAS_PART_MODEL, CAS_PART_TAG };
+int cas__is_hex64(const char *s);
+
+/* ---- store.c ---- */
+/* Removes the blob file and its index records (mu held). */
+int cas__blob_remove(cas_t *c, const char *hex);
+/* Removes the blobs in cand (hex) that no manifest in recs references
+ * (mu held). Returns the count removed. */
+int cas__blobs_remove_unused(cas_t *c, char (*cand)[65], size_t n_cand,
+                             const cas_mrec_t *recs, size_t n_recs);
+/* Writes data to dir/name atomically through a dot-named temp file, which
+ * no scanner mistakes for a manifest or a blob (mu held). */
+int cas__write_atomic(cas_t *c, const char *dir, const char *name, const void *data, size_t len);
+/* Moves the verified file src into blobs/sha256-<hex> (rename, or a copy
+ * when tmp/ is on another file system), fsyncs blobs/ and indexes it. If the
+ * blob is already there src is removed and *existed set. Takes mu. */
+int cas__blob_commit_file(cas_t *c, const char *src, const char *hex, uint64_t size,
+                          int *existed);
+/* Resolves "sha256:<hex>" to the 64 lowercase hex digits. */
+int cas__digest_hex(const char *digest, char hex[65]);
+
+#endif

@@ -1,0 +1,209 @@
+/* Node lifecycle (start/stop of the modules the node owns) and the parsing of
+ * OLLAMA_HOST-style addresses. */
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* api.h opens a comment inside its header comment (reported): tolerate it. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wcomment"
+#include "api/api.h"
+#pragma GCC diagnostic pop
+#include "common/err.h"
+#include "common/fs.h"
+#include "common/log.h"
+#include "common/timeutil.h"
+#include "daemon/node_swarm.h"
+#include "daemon/serve.h"
+#include "inference/runner.h"
+
+static int parse_port(const char *s, size_t n, int *port)
+{
+    if (n == 0 || n > 5)
+        return OX_EINVAL;
+    int v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!isdigit((unsigned char)s[i]))
+            return OX_EINVAL;
+        v = v * 10 + (s[i] - '0');
+    }
+    if (v > 65535)
+        return OX_EINVAL;
+    *port = v;
+    return 0;
+}
+
+int node_host_parse(const char *s, char *host, size_t hostcap, int *port, char *scheme,
+                    size_t schemecap)
+{
+    if (!s)
+        return OX_EINVAL;
+    while (isspace((unsigned char)*s))
+        s++;
+    size_t len = strlen(s);
+    while (len && isspace((unsigned char)s[len - 1]))
+        len--;
+    const char *sep = strstr(s, "://");
+    const char *hp = s;
+    if (sep && sep < s + len) {
+        size_t sl = (size_t)(sep - s);
+        if (sl == 0 || sl > 16)
+            return OX_EINVAL;
+        for (size_t i = 0; i < sl; i++)
+            if (!isalpha((unsigned char)s[i]))
+                return OX_EINVAL;
+        if (scheme && schemecap) {
+            size_t c = sl < schemecap - 1 ? sl : schemecap - 1;
+            for (size_t i = 0; i < c; i++)
+                scheme[i] = (char)tolower((unsigned char)s[i]);
+            scheme[c] = 0;
+        }
+        hp = sep + 3;
+    }
+    /* drop any path */
+    const char *end = s + len;
+    const char *slash = memchr(hp, '/', (size_t)(end - hp));
+    if (slash)
+        end = slash;
+    size_t n = (size_t)(end - hp);
+    const char *h = hp;
+    size_t hn = n;
+    int p = *port;
+    if (n && hp[0] == '[') {
+        const char *rb = memchr(hp, ']', n);
+        if (!rb)
+            return OX_EINVAL;
+        h = hp + 1;
+        hn = (size_t)(rb - h);
+        const char *after = rb + 1;
+        if (after < end) {
+            if (*after != ':' || parse_port(after + 1, (size_t)(end - after - 1), &p) != 0)
+                return OX_EINVAL;
+        }
+    } else {
+        const char *colon = memchr(hp, ':', n);
+        const char *colon2 = colon ? memchr(colon + 1, ':', (size_t)(end - colon - 1)) : NULL;
+        if (colon && !colon2) {
+            hn = (size_t)(colon - hp);
+            if (parse_port(colon + 1, (size_t)(end - colon - 1), &p) != 0)
+                return OX_EINVAL;
+        }
+        /* several ':' and no brackets: a bare IPv6 address */
+    }
+    for (size_t i = 0; i < hn; i++)
+        if (isspace((unsigned char)h[i]) || h[i] == '@')
+            return OX_EINVAL;
+    if (hn) {
+        if (hn >= hostcap)
+            return OX_EINVAL;
+        memcpy(host, h, hn);
+        host[hn] = 0;
+    }
+    *port = p;
+    return 0;
+}
+
+int node_start(node_t *node, char *err, size_t errlen)
+{
+    node->cas = NULL;
+    node->api = NULL;
+    node->swarm = NULL;
+    node->runner = NULL;
+    node->started_ns = ox_time_now_ns();
+    char tmp[1100];
+    int rc = ox_fs_mkdir_p(node->cfg.home, 0755);
+    if (rc == 0)
+        rc = ox_fs_mkdir_p(node->cfg.models, 0755);
+    if (rc == 0 && ox_fs_join(tmp, sizeof tmp, node->cfg.home, "tmp") == 0)
+        rc = ox_fs_mkdir_p(tmp, 0755);
+    if (rc != 0) {
+        snprintf(err, errlen, "create %s: %s", node->cfg.home, ox_strerror(rc));
+        return rc;
+    }
+    rc = cas_open(node->cfg.models, node->cfg.home, &node->cas, err, errlen);
+    if (rc != 0)
+        return rc;
+    runner_config_t rcfg = {.keep_alive_ns = node->cfg.keep_alive_ns,
+                            .num_parallel = node->cfg.num_parallel,
+                            .max_queue = node->cfg.max_queue};
+    rc = runner_new(node->loop, &rcfg, &node->runner);
+    if (rc != 0) {
+        snprintf(err, errlen, "runner: %s", ox_strerror(rc));
+        cas_close(node->cas);
+        node->cas = NULL;
+        return rc;
+    }
+    rc = api_start(node, err, errlen);
+    if (rc != 0) {
+        runner_close(node->runner, NULL, NULL);
+        node->runner = NULL;
+        cas_close(node->cas);
+        node->cas = NULL;
+        return rc;
+    }
+    return node_swarm_start(node);
+}
+
+typedef struct stop_ctx {
+    node_t *node;
+    void (*cb)(void *ud);
+    void *ud;
+} stop_ctx_t;
+
+static void on_swarm_stopped(void *ud)
+{
+    stop_ctx_t *s = ud;
+    node_t *node = s->node;
+    void (*cb)(void *) = s->cb;
+    void *cud = s->ud;
+    free(s);
+    if (node->cas) {
+        cas_close(node->cas);
+        node->cas = NULL;
+    }
+    if (cb)
+        cb(cud);
+}
+
+/* The swarm outlives the api (no handler can reach it afterwards) and goes
+ * before the store it seeds from. */
+static void on_runner_closed(void *ud);
+
+/* The runner goes after the api (whose requests hold its jobs) and before
+ * the store its models were read from. */
+static void on_api_stopped(void *ud)
+{
+    stop_ctx_t *s = ud;
+    if (s->node->runner) {
+        runner_t *r = s->node->runner;
+        s->node->runner = NULL;
+        runner_close(r, on_runner_closed, s);
+        return;
+    }
+    on_runner_closed(s);
+}
+
+static void on_runner_closed(void *ud)
+{
+    stop_ctx_t *s = ud;
+    node_swarm_stop(s->node, on_swarm_stopped, s);
+}
+
+void node_stop(node_t *node, void (*cb)(void *ud), void *ud)
+{
+    stop_ctx_t *s = malloc(sizeof *s);
+    if (!s) {
+        /* cannot wait for the api without memory: close what we can */
+        OX_ERROR("node_stop: out of memory");
+        return;
+    }
+    s->node = node;
+    s->cb = cb;
+    s->ud = ud;
+    if (node->api)
+        api_stop(node, on_api_stopped, s);
+    else
+        on_api_stopped(s);
+}

@@ -1,0 +1,186 @@
+/* AVX-512 (F, BW, VL, DQ) + VNNI kernel bodies, two 32-value blocks per
+ * 512-bit register; types without a body here fall back to AVX2. The x4
+ * variants decode a weight block once and use it for four activation rows,
+ * which is what makes batched prompt processing faster than decode. */
+#include "inference/quant.h"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")
+#include <immintrin.h>
+
+static inline float f16(uint16_t h)
+{
+    return _cvtsh_ss(h);
+}
+
+static inline __m512i load2(const void *a, const void *b)
+{
+    return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)a)),
+                              _mm256_loadu_si256((const __m256i *)b), 1);
+}
+
+/* lower 8 lanes a, upper 8 lanes b */
+static inline __m512 splat2(float a, float b)
+{
+    return _mm512_insertf32x8(_mm512_set1_ps(a), _mm256_set1_ps(b), 1);
+}
+
+/* 16 bytes of nibbles -> 32 bytes (low nibbles, then high), as a 256 half */
+static inline __m256i nibbles32(const uint8_t *qs)
+{
+    __m128i t = _mm_loadu_si128((const __m128i *)qs);
+    __m256i b = _mm256_inserti128_si256(_mm256_castsi128_si256(t), _mm_srli_epi16(t, 4), 1);
+    return _mm256_and_si256(b, _mm256_set1_epi8(15));
+}
+
+static inline __m512i nibbles64(const uint8_t *qa, const uint8_t *qb)
+{
+    return _mm512_inserti64x4(_mm512_castsi256_si512(nibbles32(qa)), nibbles32(qb), 1);
+}
+
+/* signed x signed: |x| (unsigned) times y with x's sign, summed in 4s */
+static inline __m512i dot_s8(__m512i x, __m512i y)
+{
+    __m512i ax = _mm512_abs_epi8(x);
+    __m512i sy = _mm512_mask_sub_epi8(y, _mm512_movepi8_mask(x), _mm512_setzero_si512(), y);
+    return _mm512_dpbusd_epi32(_mm512_setzero_si512(), ax, sy);
+}
+
+static inline __m256i dot_s8_256(__m256i x, __m256i y)
+{
+    __m256i ax = _mm256_abs_epi8(x);
+    __m256i sy = _mm256_mask_sub_epi8(y, _mm256_movepi8_mask(x), _mm256_setzero_si256(), y);
+    return _mm256_dpbusd_epi32(_mm256_setzero_si256(), ax, sy);
+}
+
+static inline float hsum256(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+static float dot_q8_0_q8_0(int n, const void *w, const void *a)
+{
+    const blk_q8_0 *x = w, *y = a;
+    int nb = n / QK8_0, i = 0;
+    __m512 acc = _mm512_setzero_ps();
+    for (; i + 1 < nb; i += 2) {
+        __m512i p = dot_s8(load2(x[i].qs, x[i + 1].qs), load2(y[i].qs, y[i + 1].qs));
+        __m512 d = splat2(f16(x[i].d) * f16(y[i].d), f16(x[i + 1].d) * f16(y[i + 1].d));
+        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), d, acc);
+    }
+    float s = _mm512_reduce_add_ps(acc);
+    if (i < nb) {
+        __m256i p = dot_s8_256(_mm256_loadu_si256((const __m256i *)x[i].qs),
+                               _mm256_loadu_si256((const __m256i *)y[i].qs));
+        s += hsum256(_mm256_cvtepi32_ps(p)) * f16(x[i].d) * f16(y[i].d);
+    }
+    return s;
+}
+
+static void dot_q8_0_q8_0_x4(int n, const void *w, const void *a, size_t st, float *out)
+{
+    const blk_q8_0 *x = w;
+    const blk_q8_0 *y[4];
+    for (int k = 0; k < 4; k++)
+        y[k] = (const blk_q8_0 *)((const char *)a + (size_t)k * st);
+    int nb = n / QK8_0, i = 0;
+    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
+                     _mm512_setzero_ps()};
+    for (; i + 1 < nb; i += 2) {
+        __m512i xq = load2(x[i].qs, x[i + 1].qs);
+        __m512i ax = _mm512_abs_epi8(xq);
+        __mmask64 neg = _mm512_movepi8_mask(xq);
+        float d0 = f16(x[i].d), d1 = f16(x[i + 1].d);
+        for (int k = 0; k < 4; k++) {
+            __m512i yq = load2(y[k][i].qs, y[k][i + 1].qs);
+            __m512i sy = _mm512_mask_sub_epi8(yq, neg, _mm512_setzero_si512(), yq);
+            __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), ax, sy);
+            __m512 d = splat2(d0 * f16(y[k][i].d), d1 * f16(y[k][i + 1].d));
+            acc[k] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), d, acc[k]);
+        }
+    }
+    for (int k = 0; k < 4; k++) {
+        out[k] = _mm512_reduce_add_ps(acc[k]);
+        if (i < nb) {
+            __m256i p = dot_s8_256(_mm256_loadu_si256((const __m256i *)x[i].qs),
+                                   _mm256_loadu_si256((const __m256i *)y[k][i].qs));
+            out[k] += hsum256(_mm256_cvtepi32_ps(p)) * f16(x[i].d) * f16(y[k][i].d);
+        }
+    }
+}
+
+/* Q4_0: unsigned nibbles times y, minus 8 * sum(y) (both with VNNI) */
+static float dot_q4_0_q8_0(int n, const void *w, const void *a)
+{
+    const blk_q4_0 *x = w;
+    const blk_q8_0 *y = a;
+    int nb = n / QK4_0, i = 0;
+    const __m512i eight = _mm512_set1_epi8(8);
+    __m512 acc = _mm512_setzero_ps();
+    for (; i + 1 < nb; i += 2) {
+        __m512i q = nibbles64(x[i].qs, x[i + 1].qs);
+        __m512i yq = load2(y[i].qs, y[i + 1].qs);
+        __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q, yq);
+        __m512i o = _mm512_dpbusd_epi32(_mm512_setzero_si512(), eight, yq);
+        __m512 d = splat2(f16(x[i].d) * f16(y[i].d), f16(x[i + 1].d) * f16(y[i + 1].d));
+        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(p, o)), d, acc);
+    }
+    float s = _mm512_reduce_add_ps(acc);
+    if (i < nb) {
+        __m256i q = _mm256_sub_epi8(nibbles32(x[i].qs), _mm256_set1_epi8(8));
+        __m256i p = dot_s8_256(q, _mm256_loadu_si256((const __m256i *)y[i].qs));
+        s += hsum256(_mm256_cvtepi32_ps(p)) * f16(x[i].d) * f16(y[i].d);
+    }
+    return s;
+}
+
+static void dot_q4_0_q8_0_x4(int n, const void *w, const void *a, size_t st, float *out)
+{
+    const blk_q4_0 *x = w;
+    const blk_q8_0 *y[4];
+    for (int k = 0; k < 4; k++)
+        y[k] = (const blk_q8_0 *)((const char *)a + (size_t)k * st);
+    int nb = n / QK4_0, i = 0;
+    const __m512i eight = _mm512_set1_epi8(8);
+    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
+                     _mm512_setzero_ps()};
+    for (; i + 1 < nb; i += 2) {
+        __m512i q = nibbles64(x[i].qs, x[i + 1].qs);
+        float d0 = f16(x[i].d), d1 = f16(x[i + 1].d);
+        for (int k = 0; k < 4; k++) {
+            __m512i yq = load2(y[k][i].qs, y[k][i + 1].qs);
+            __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q, yq);
+            __m512i o = _mm512_dpbusd_epi32(_mm512_setzero_si512(), eight, yq);
+            __m512 d = splat2(d0 * f16(y[k][i].d), d1 * f16(y[k][i + 1].d));
+            acc[k] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(p, o)), d, acc[k]);
+        }
+    }
+    for (int k = 0; k < 4; k++) {
+        out[k] = _mm512_reduce_add_ps(acc[k]);
+        if (i < nb) {
+            __m256i q = _mm256_sub_epi8(nibbles32(x[i].qs), _mm256_set1_epi8(8));
+            __m256i p = dot_s8_256(q, _mm256_loadu_si256((const __m256i *)y[k][i].qs));
+            out[k] += hsum256(_mm256_cvtepi32_ps(p)) * f16(x[i].d) * f16(y[k][i].d);
+        }
+    }
+}
+
+#pragma GCC pop_options
+
+const q_kernels_t q_kernels_avx512 = {
+    .vec_dot = {
+        [GGML_T_Q8_0] = dot_q8_0_q8_0,
+        [GGML_T_Q4_0] = dot_q4_0_q8_0,
+    },
+    .vec_dot_x4 = {
+        [GGML_T_Q8_0] = dot_q8_0_q8_0_x4,
+        [GGML_T_Q4_0] = dot_q4_0_q8_0_x4,
+    },
+};
+#else
+const q_kernels_t q_kernels_avx512 = {.vec_dot = {0}};
+#endif

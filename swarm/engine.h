@@ -1,0 +1,111 @@
+/* engine: the BitTorrent engine behind a table of function pointers (in the
+ * manner of curl's TLS backends). swarm.c holds every policy decision; an
+ * engine only translates. The one engine today is libtorrent (lt_shim.cpp).
+ *
+ * Threads: every entry is called on the loop thread, except `notify`, which
+ * the engine calls from its own threads and which must only wake the loop.
+ * Torrents are named by their 32-byte v2 info-hash. Internal to swarm/. */
+#ifndef OX_SWARM_ENGINE_H
+#define OX_SWARM_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct swarm_engine_cfg {
+    const char *bind_ip;      /* listen and outgoing address, e.g. "127.0.0.2" */
+    int port;                 /* TCP + DHT (UDP) port; 0 = any */
+    uint64_t max_upload;      /* bytes/s, 0 = unlimited */
+    uint64_t max_download;
+    int dht;                  /* run the (private) DHT */
+} swarm_engine_cfg_t;
+
+enum swarm_ev_type {
+    SWARM_EV_LISTEN,       /* port */
+    SWARM_EV_LISTEN_FAILED,/* msg */
+    SWARM_EV_ADDED,        /* ih */
+    SWARM_EV_ADD_FAILED,   /* ih, msg */
+    SWARM_EV_CHECKED,      /* ih: files checked (resume / verify) */
+    SWARM_EV_FINISHED,     /* ih, st: every wanted piece passed its hash */
+    SWARM_EV_REMOVED,      /* ih */
+    SWARM_EV_HASH_FAILED,  /* ih, piece */
+    SWARM_EV_PEER_BANNED,  /* ih, peer */
+    SWARM_EV_RESUME_DATA,  /* ih, data/len (valid during the callback) */
+    SWARM_EV_ERROR,        /* ih, msg */
+    SWARM_EV_STATE,        /* ih, st */
+};
+
+typedef struct swarm_tstat {
+    uint64_t done;          /* verified bytes of the file */
+    uint64_t size;          /* file size */
+    uint64_t uploaded;      /* payload bytes, since added */
+    uint64_t downloaded;
+    uint64_t up_rate, down_rate; /* payload bytes/s */
+    int peers, seeds;
+    int seeding;
+    int checking;
+} swarm_tstat_t;
+
+typedef struct swarm_ev {
+    int type;
+    uint8_t ih[32];
+    int port;
+    int piece;
+    char peer[64];         /* "ip:port" */
+    const void *data;
+    size_t len;
+    swarm_tstat_t st;
+    char msg[256];
+} swarm_ev_t;
+
+typedef void (*swarm_ev_cb)(void *ud, const swarm_ev_t *ev);
+
+enum {
+    SWARM_ADD_SEED = 1,     /* the file is complete: seed it (seed_mode) */
+    SWARM_ADD_VERIFY = 2,   /* with SEED: check the file before seeding */
+};
+
+enum { SWARM_CAP_DHT = 1, SWARM_CAP_RESUME = 2, SWARM_CAP_TEST = 4 };
+
+typedef struct swarm_engine_ops {
+    const char *name;
+    unsigned caps;
+    /* Starts a session. notify(ud) is called from engine threads when events
+     * are pending (wake the loop, nothing else). *eng is owned by the caller
+     * until shutdown. err gets words on failure. */
+    int (*open)(const swarm_engine_cfg_t *cfg, void (*notify)(void *), void *ud, void **eng,
+                char *err, size_t errlen);
+    /* Stops notifications and starts an orderly stop; returns a token that
+     * reap must be given (reap blocks until the engine's threads are gone:
+     * call it in the work pool). eng is invalid afterwards. */
+    void *(*shutdown)(void *eng);
+    void (*reap)(void *token);
+    /* Checks torrent bytes: v2 info-hash, file name and size. */
+    int (*inspect)(const void *torrent, size_t len, uint8_t ih[32], char *name, size_t namecap,
+                   uint64_t *size, char *err, size_t errlen);
+    /* Adds a torrent (asynchronously: ADDED or ADD_FAILED follows). resume
+     * (may be NULL) is engine resume data from RESUME_DATA. prio (may be
+     * NULL) holds one priority 0..7 per piece. Copies everything. */
+    int (*add)(void *eng, const void *torrent, size_t len, const char *save_path, unsigned flags,
+               const void *resume, size_t rlen, const uint8_t *prio, size_t n_prio, char *err,
+               size_t errlen);
+    /* Removes a torrent, never its files. REMOVED follows. */
+    int (*remove)(void *eng, const uint8_t ih[32]);
+    int (*connect_peer)(void *eng, const uint8_t ih[32], const char *ip, int port);
+    int (*add_dht_node)(void *eng, const char *ip, int port);
+    int (*set_rates)(void *eng, uint64_t up, uint64_t down);
+    /* Asks for STATE events of every torrent. */
+    int (*post_updates)(void *eng);
+    /* Asks for a RESUME_DATA event of one torrent. */
+    int (*save_resume)(void *eng, const uint8_t ih[32]);
+    /* Delivers every pending event to cb, on the calling thread. */
+    void (*poll)(void *eng, swarm_ev_cb cb, void *ud);
+    int (*listen_port)(void *eng);
+    /* Test only (SWARM_CAP_TEST): torrent made by the engine itself for the
+     * file at path with piece_len; *out is malloc'd (caller frees). */
+    int (*make_torrent)(const char *path, uint64_t piece_len, void **out, size_t *len,
+                        uint8_t ih[32]);
+} swarm_engine_ops_t;
+
+extern const swarm_engine_ops_t swarm_engine_libtorrent;
+
+#endif

@@ -1,0 +1,328 @@
+/* Fetch lifecycle: engine download into <tmp>/swarm/<hex>/, then out of the
+ * engine, then cas_blob_adopt (whole-file sha256) in the work pool, then
+ * seeding from blobs/. Moves are checked against fetch_moves. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/err.h"
+#include "common/fs.h"
+#include "common/log.h"
+#include "swarm/merkle.h"
+#include "swarm/swarm_int.h"
+
+static const unsigned char fetch_moves[FETCH_STATE_COUNT][FETCH_STATE_COUNT] = {
+    [FETCH_ADDING] = {[FETCH_RUNNING] = 1, [FETCH_DONE] = 1},
+    [FETCH_RUNNING] = {[FETCH_RELEASING] = 1, [FETCH_DONE] = 1},
+    [FETCH_RELEASING] = {[FETCH_ADOPTING] = 1, [FETCH_DONE] = 1},
+    [FETCH_ADOPTING] = {[FETCH_DONE] = 1},
+    [FETCH_DONE] = {0},
+};
+
+static const char *const fetch_state_names[FETCH_STATE_COUNT] = {
+    "adding", "downloading", "releasing", "verifying", "done",
+};
+
+const char *swarm__fetch_state_name(int st)
+{
+    return st >= 0 && st < FETCH_STATE_COUNT ? fetch_state_names[st] : "?";
+}
+
+static int fetch_move(swarm_fetch_t *f, int to)
+{
+    if (!fetch_moves[f->state][to]) {
+        OX_ERROR("swarm: fetch %s: bad move %s -> %s", f->digest,
+                 swarm__fetch_state_name(f->state), swarm__fetch_state_name(to));
+        return OX_ESTATE;
+    }
+    f->state = to;
+    return 0;
+}
+
+static void fetch_unlink(swarm_t *s, swarm_fetch_t *f)
+{
+    for (swarm_fetch_t **pp = &s->fetches; *pp; pp = &(*pp)->next) {
+        if (*pp == f) {
+            *pp = f->next;
+            return;
+        }
+    }
+}
+
+/* Ends a fetch with status; the done callback runs on the next wake so that
+ * it never runs inside the caller's own call (libuv's rule). */
+static void fetch_finish(swarm_fetch_t *f, int status, const char *msg)
+{
+    swarm_t *s = f->s;
+    if (f->state == FETCH_DONE || fetch_move(f, FETCH_DONE))
+        return;
+    if (f->tor) {
+        f->tor->fetch = NULL;
+        swarm__tor_remove(s, f->tor);
+        f->tor = NULL;
+    }
+    f->status = status;
+    snprintf(f->msg, sizeof f->msg, "%s", msg ? msg : (status ? ox_strerror(status) : ""));
+    fetch_unlink(s, f);
+    f->next = s->finished;
+    s->finished = f;
+    uv_async_send(&s->wake);
+}
+
+void swarm__fetch_fail(swarm_fetch_t *f, int status, const char *msg)
+{
+    fetch_finish(f, status, msg);
+}
+
+void swarm__fetch_run_finished(swarm_t *s)
+{
+    while (s->finished) {
+        /* oldest first */
+        swarm_fetch_t **pp = &s->finished;
+        while ((*pp)->next)
+            pp = &(*pp)->next;
+        swarm_fetch_t *f = *pp;
+        *pp = NULL;
+        if (f->done)
+            f->done(f, f->status, f->msg, f->ud);
+        free(f->peers);
+        free(f);
+    }
+}
+
+void swarm__fetch_connect(swarm_fetch_t *f, const char *endpoint)
+{
+    char ip[64];
+    int port;
+    if (!f->tor || f->tor->state != TOR_ACTIVE || swarm_endpoint_parse(endpoint, ip, sizeof ip, &port))
+        return;
+    f->s->ops->connect_peer(f->s->eng, f->tor->ih, ip, port);
+}
+
+void swarm__fetch_on_added(swarm_fetch_t *f)
+{
+    swarm_t *s = f->s;
+    if (fetch_move(f, FETCH_RUNNING))
+        return;
+    for (size_t i = 0; i < f->n_peers; i++)
+        swarm__fetch_connect(f, f->peers[i]);
+    for (size_t i = 0; i < s->n_peers; i++)
+        swarm__fetch_connect(f, s->peers[i]);
+}
+
+void swarm__fetch_on_state(swarm_fetch_t *f, const swarm_tstat_t *st)
+{
+    if (f->state != FETCH_RUNNING)
+        return;
+    uint64_t done = st->done > f->size ? f->size : st->done;
+    if (f->progressed && done == f->last_done)
+        return;
+    f->progressed = 1;
+    f->last_done = done;
+    if (f->progress)
+        f->progress(f, done, f->size, f->ud);
+}
+
+void swarm__fetch_on_resume(swarm_fetch_t *f, const void *data, size_t len)
+{
+    if (f->state != FETCH_RUNNING)
+        return;
+    /* small and periodic: written in place on the loop, without fsync (a
+     * torn file only costs a re-check of the staged data on restart) */
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", f->resume_path);
+    FILE *fp = fopen(tmp, "wb");
+    if (!fp)
+        return;
+    int ok = fwrite(data, 1, len, fp) == len;
+    ok = fclose(fp) == 0 && ok;
+    if (!ok || rename(tmp, f->resume_path) != 0)
+        unlink(tmp);
+}
+
+void swarm__fetch_on_finished(swarm_fetch_t *f)
+{
+    if (f->state != FETCH_RUNNING || fetch_move(f, FETCH_RELEASING))
+        return;
+    if (f->progress && f->last_done != f->size)
+        f->progress(f, f->size, f->size, f->ud);
+    f->last_done = f->size;
+    /* out of the engine first, so nothing writes the file while the store
+     * hashes and renames it */
+    swarm__tor_remove(f->s, f->tor);
+}
+
+typedef struct adopt_req {
+    uv_work_t w;
+    swarm_fetch_t *f;
+    int rc;
+    char err[256];
+} adopt_req_t;
+
+static void on_adopt_work(uv_work_t *w)
+{
+    adopt_req_t *r = w->data;
+    swarm_fetch_t *f = r->f;
+    /* the whole-file sha256 (and the tap's record) in one read */
+    r->rc = cas_blob_adopt(f->s->cas, f->stage_file, f->digest, r->err, sizeof r->err);
+}
+
+static void on_adopt_done(uv_work_t *w, int status)
+{
+    adopt_req_t *r = w->data;
+    swarm_fetch_t *f = r->f;
+    swarm_t *s = f->s;
+    s->pending_work--;
+    int rc = status ? OX_EIO : r->rc;
+    if (rc != OX_EIO) {
+        /* committed, or rejected and deleted by the store: nothing to resume */
+        unlink(f->resume_path);
+        rmdir(f->stage_dir);
+    }
+    if (!rc && !s->closing)
+        swarm_seed_blob(s, f->digest);
+    if (rc)
+        OX_WARN("swarm: %s not committed: %s", f->digest, r->err[0] ? r->err : ox_strerror(rc));
+    fetch_finish(f, rc, rc ? (r->err[0] ? r->err : ox_strerror(rc)) : NULL);
+    free(r);
+    swarm__maybe_finish_close(s);
+}
+
+void swarm__fetch_on_removed(swarm_fetch_t *f)
+{
+    swarm_t *s = f->s;
+    f->tor = NULL;
+    if (f->state != FETCH_RELEASING)
+        return;
+    adopt_req_t *r = calloc(1, sizeof *r);
+    if (!r) {
+        fetch_finish(f, OX_ENOMEM, NULL);
+        return;
+    }
+    r->f = f;
+    r->w.data = r;
+    if (fetch_move(f, FETCH_ADOPTING) || uv_queue_work(s->loop, &r->w, on_adopt_work, on_adopt_done)) {
+        free(r);
+        fetch_finish(f, OX_EIO, "cannot queue the commit");
+        return;
+    }
+    s->pending_work++;
+}
+
+static void fill_priorities(uint8_t *prio, size_t n, int k, int count)
+{
+    /* own share first, the rest later (not never: a fetcher alone at the
+     * end still completes) */
+    for (size_t i = 0; i < n; i++)
+        prio[i] = (int)(i % (size_t)count) == k ? 7 : 1;
+}
+
+int swarm_fetch_start(swarm_t *s, const char *digest_in, const void *torrent, size_t len,
+                      const char *const *peers, size_t n_peers, const swarm_fetch_opts_t *opts,
+                      swarm_progress_cb progress, swarm_done_cb done, void *ud,
+                      swarm_fetch_t **out)
+{
+    swarm__check_thread(s);
+    char digest[72], ip[64], name[128], err[256] = "", want[80];
+    uint8_t ih[32], *prio = NULL;
+    uint64_t size = 0;
+    int port, rc;
+    if (s->closing)
+        return OX_ESTATE;
+    if (!torrent || !len || cas_digest_parse(digest_in, digest))
+        return OX_EINVAL;
+    if (cas_blob_stat(s->cas, digest, &size) == 0)
+        return OX_EEXIST;
+    if (swarm__tor_by_digest(s, digest))
+        return OX_EBUSY;
+    if (s->ops->inspect(torrent, len, ih, name, sizeof name, &size, err, sizeof err))
+        return OX_EINVAL;
+    snprintf(want, sizeof want, "sha256-%s", digest + 7);
+    if (strcmp(name, want) != 0 || size == 0)
+        return OX_EINVAL; /* a torrent of some other content */
+    if (swarm__tor_by_ih(s, ih))
+        return OX_EBUSY;
+    for (size_t i = 0; i < n_peers; i++)
+        if (!peers[i] || swarm_endpoint_parse(peers[i], ip, sizeof ip, &port))
+            return OX_EINVAL;
+    if (opts && opts->stripe_count > 1 &&
+        (opts->stripe_index < 0 || opts->stripe_index >= opts->stripe_count))
+        return OX_EINVAL;
+
+    swarm_fetch_t *f = calloc(1, sizeof *f);
+    if (!f || (n_peers && !(f->peers = calloc(n_peers, sizeof *f->peers)))) {
+        free(f);
+        return OX_ENOMEM;
+    }
+    for (size_t i = 0; i < n_peers; i++)
+        snprintf(f->peers[i], sizeof f->peers[i], "%s", peers[i]);
+    f->n_peers = n_peers;
+    f->s = s;
+    f->size = size;
+    f->progress = progress;
+    f->done = done;
+    f->ud = ud;
+    f->state = FETCH_ADDING;
+    snprintf(f->digest, sizeof f->digest, "%s", digest);
+    if (snprintf(f->stage_dir, sizeof f->stage_dir, "%s/swarm/%s", cas_tmp_dir(s->cas),
+                 digest + 7) >= (int)sizeof f->stage_dir) {
+        free(f->peers);
+        free(f);
+        return OX_ETOOBIG;
+    }
+    snprintf(f->stage_file, sizeof f->stage_file, "%s/%s", f->stage_dir, want);
+    snprintf(f->resume_path, sizeof f->resume_path, "%s.resume", f->stage_dir);
+
+    char *resume = NULL;
+    size_t rlen = 0, n_prio = 0;
+    rc = ox_fs_mkdir_p(f->stage_dir, 0755);
+    if (!rc && ox_fs_read_all(f->resume_path, 16u << 20, &resume, &rlen) != 0)
+        rlen = 0;
+    if (!rc && opts && opts->stripe_count > 1) {
+        n_prio = (size_t)((size + merkle_piece_length(size) - 1) / merkle_piece_length(size));
+        if (!(prio = malloc(n_prio)))
+            rc = OX_ENOMEM;
+        else
+            fill_priorities(prio, n_prio, opts->stripe_index, opts->stripe_count);
+    }
+    swarm_tor_t *t = rc ? NULL : swarm__tor_new(s, digest, TOR_FETCH, TOR_ADDING);
+    if (!rc && !t)
+        rc = OX_ENOMEM;
+    if (!rc)
+        rc = s->ops->add(s->eng, torrent, len, f->stage_dir, 0, resume, rlen, prio, n_prio, err,
+                         sizeof err);
+    free(resume);
+    free(prio);
+    if (rc) {
+        if (t)
+            swarm__tor_free(s, t);
+        free(f->peers);
+        free(f);
+        return rc == OX_ENOMEM ? rc : OX_EINVAL;
+    }
+    memcpy(t->ih, ih, 32);
+    t->fetch = f;
+    t->st.size = size;
+    f->tor = t;
+    f->next = s->fetches;
+    s->fetches = f;
+    if (out)
+        *out = f;
+    return 0;
+}
+
+void swarm_fetch_cancel(swarm_fetch_t *f)
+{
+    if (!f || f->state == FETCH_DONE)
+        return;
+    swarm__check_thread(f->s);
+    if (f->state == FETCH_ADOPTING)
+        return; /* the commit is already running; its result is reported */
+    fetch_finish(f, OX_ECANCELED, NULL);
+}
+
+const char *swarm_fetch_digest(const swarm_fetch_t *f)
+{
+    return f->digest;
+}

@@ -1,0 +1,464 @@
+// lt_shim: libtorrent 2.0 behind the engine table of engine.h. Translation
+// only: every decision (what to seed, where to save, when to verify) is made
+// by swarm.c. No exception leaves this file.
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <libtorrent/add_torrent_params.hpp>
+#include <libtorrent/address.hpp>
+#include <libtorrent/alert_types.hpp>
+#include <libtorrent/create_torrent.hpp>
+#include <libtorrent/ip_filter.hpp>
+#include <libtorrent/read_resume_data.hpp>
+#include <libtorrent/session.hpp>
+#include <libtorrent/session_params.hpp>
+#include <libtorrent/settings_pack.hpp>
+#include <libtorrent/torrent_info.hpp>
+#include <libtorrent/torrent_status.hpp>
+#include <libtorrent/write_resume_data.hpp>
+
+extern "C" {
+#include "common/err.h"
+#include "swarm/engine.h"
+}
+
+namespace {
+
+struct lt_eng {
+    std::unique_ptr<lt::session> ses;
+    std::vector<lt::alert *> alerts;
+};
+
+void put_err(char *err, size_t errlen, const char *what)
+{
+    if (err && errlen)
+        std::snprintf(err, errlen, "%s", what);
+}
+
+lt::sha1_hash short_hash(const uint8_t ih[32])
+{
+    // a v2 torrent is found by its info-hash truncated to 20 bytes
+    return lt::sha1_hash(reinterpret_cast<const char *>(ih));
+}
+
+void ih_copy(const lt::info_hash_t &h, uint8_t out[32])
+{
+    std::memcpy(out, h.v2.data(), 32);
+}
+
+lt::settings_pack make_settings(const swarm_engine_cfg_t *cfg)
+{
+    namespace sp = lt;
+    lt::settings_pack p;
+    std::string ip = cfg->bind_ip && *cfg->bind_ip ? cfg->bind_ip : "0.0.0.0";
+    p.set_str(sp::settings_pack::listen_interfaces, ip + ":" + std::to_string(cfg->port));
+    if (cfg->bind_ip && *cfg->bind_ip && std::strcmp(cfg->bind_ip, "0.0.0.0") != 0)
+        p.set_str(sp::settings_pack::outgoing_interfaces, ip);
+    p.set_str(sp::settings_pack::user_agent, "ollamax/" OX_VERSION);
+    p.set_int(sp::settings_pack::alert_mask,
+              lt::alert_category::status | lt::alert_category::error |
+                  lt::alert_category::storage | lt::alert_category::peer);
+    // measured in spec/engines.md: uTP off is 30x faster on loopback
+    p.set_bool(sp::settings_pack::enable_outgoing_utp, false);
+    p.set_bool(sp::settings_pack::enable_incoming_utp, false);
+    p.set_int(sp::settings_pack::send_buffer_watermark, 8 << 20);
+    p.set_int(sp::settings_pack::send_buffer_low_watermark, 1 << 20);
+    p.set_int(sp::settings_pack::send_buffer_watermark_factor, 150);
+    p.set_int(sp::settings_pack::max_queued_disk_bytes, 32 << 20);
+    p.set_int(sp::settings_pack::max_out_request_queue, 1500);
+    p.set_int(sp::settings_pack::max_allowed_in_request_queue, 4000);
+    p.set_int(sp::settings_pack::send_socket_buffer_size, 4 << 20);
+    p.set_int(sp::settings_pack::recv_socket_buffer_size, 4 << 20);
+    p.set_int(sp::settings_pack::aio_threads, 1);
+    p.set_int(sp::settings_pack::hashing_threads, 1);
+    p.set_int(sp::settings_pack::tick_interval, 100);
+    p.set_int(sp::settings_pack::whole_pieces_threshold, 0);
+    p.set_int(sp::settings_pack::initial_picker_threshold, 0);
+    // peers that send bad data are put on parole, then banned
+    p.set_bool(sp::settings_pack::use_parole_mode, false);
+    p.set_bool(sp::settings_pack::disable_hash_checks, false);
+    p.set_bool(sp::settings_pack::allow_multiple_connections_per_ip, true);
+    // a private DHT: no public routers, cluster peers are added as nodes
+    p.set_bool(sp::settings_pack::enable_dht, cfg->dht != 0);
+    p.set_str(sp::settings_pack::dht_bootstrap_nodes, "");
+    p.set_bool(sp::settings_pack::dht_restrict_routing_ips, false);
+    p.set_bool(sp::settings_pack::dht_restrict_search_ips, false);
+    p.set_bool(sp::settings_pack::enable_lsd, false);
+    p.set_bool(sp::settings_pack::enable_upnp, false);
+    p.set_bool(sp::settings_pack::enable_natpmp, false);
+    p.set_int(sp::settings_pack::upload_rate_limit, (int)std::min<uint64_t>(cfg->max_upload, INT32_MAX));
+    p.set_int(sp::settings_pack::download_rate_limit,
+              (int)std::min<uint64_t>(cfg->max_download, INT32_MAX));
+    return p;
+}
+
+void on_notify_none() {}
+
+int eng_open(const swarm_engine_cfg_t *cfg, void (*notify)(void *), void *ud, void **out,
+             char *err, size_t errlen)
+{
+    try {
+        auto e = std::make_unique<lt_eng>();
+        lt::session_params params(make_settings(cfg));
+        e->ses = std::make_unique<lt::session>(std::move(params));
+        // rate caps apply to LAN and loopback peers too (libtorrent exempts
+        // local networks by default): every address is in the global class
+        lt::ip_filter f;
+        f.add_rule(lt::make_address("0.0.0.0"), lt::make_address("255.255.255.255"),
+                   1u << static_cast<std::uint32_t>(lt::session::global_peer_class_id));
+        f.add_rule(lt::make_address("::"), lt::make_address("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"),
+                   1u << static_cast<std::uint32_t>(lt::session::global_peer_class_id));
+        e->ses->set_peer_class_filter(f);
+        // the callback can fire at once: the caller has its wake-up ready
+        e->ses->set_alert_notify([notify, ud] { notify(ud); });
+        *out = e.release();
+        return 0;
+    } catch (const std::exception &ex) {
+        put_err(err, errlen, ex.what());
+        return OX_ENET;
+    }
+}
+
+void *eng_shutdown(void *p)
+{
+    auto *e = static_cast<lt_eng *>(p);
+    lt::session_proxy *proxy = nullptr;
+    try {
+        e->ses->set_alert_notify(on_notify_none);
+        proxy = new lt::session_proxy(e->ses->abort());
+    } catch (...) {
+    }
+    // the session object itself returns at once once aborted; the proxy
+    // holds the threads until reaped
+    e->ses.reset();
+    delete e;
+    return proxy;
+}
+
+void eng_reap(void *token)
+{
+    delete static_cast<lt::session_proxy *>(token);
+}
+
+int eng_inspect(const void *torrent, size_t len, uint8_t ih[32], char *name, size_t namecap,
+                uint64_t *size, char *err, size_t errlen)
+{
+    try {
+        lt::error_code ec;
+        lt::torrent_info ti(lt::span<char const>(static_cast<const char *>(torrent), (long)len), ec,
+                            lt::from_span);
+        if (ec) {
+            put_err(err, errlen, ec.message().c_str());
+            return OX_EFORMAT;
+        }
+        // libtorrent appends a virtual tail pad file to v2 torrents
+        int real_files = 0;
+        for (auto i : ti.files().file_range())
+            real_files += !(ti.files().file_flags(i) & lt::file_storage::flag_pad_file);
+        if (!ti.info_hashes().has_v2() || ti.info_hashes().has_v1() || real_files != 1) {
+            put_err(err, errlen, "not a single-file v2-only torrent");
+            return OX_EFORMAT;
+        }
+        ih_copy(ti.info_hashes(), ih);
+        if (name)
+            std::snprintf(name, namecap, "%s", ti.files().file_name(lt::file_index_t(0)).to_string().c_str());
+        if (size)
+            *size = (uint64_t)ti.files().file_size(lt::file_index_t(0));
+        return 0;
+    } catch (const std::exception &ex) {
+        put_err(err, errlen, ex.what());
+        return OX_EFORMAT;
+    }
+}
+
+int eng_add(void *p, const void *torrent, size_t len, const char *save_path, unsigned flags,
+            const void *resume, size_t rlen, const uint8_t *prio, size_t n_prio, char *err,
+            size_t errlen)
+{
+    auto *e = static_cast<lt_eng *>(p);
+    try {
+        lt::error_code ec;
+        lt::add_torrent_params atp;
+        if (resume && rlen) {
+            atp = lt::read_resume_data(
+                lt::span<char const>(static_cast<const char *>(resume), (long)rlen), ec);
+            if (ec)
+                atp = lt::add_torrent_params(); // unusable: start over with a check
+        }
+        auto ti = std::make_shared<lt::torrent_info>(
+            lt::span<char const>(static_cast<const char *>(torrent), (long)len), ec, lt::from_span);
+        if (ec) {
+            put_err(err, errlen, ec.message().c_str());
+            return OX_EFORMAT;
+        }
+        atp.ti = ti;
+        atp.info_hashes = ti->info_hashes();
+        atp.save_path = save_path;
+        atp.flags &= ~(lt::torrent_flags::paused | lt::torrent_flags::auto_managed);
+        if ((flags & SWARM_ADD_SEED) && !(flags & SWARM_ADD_VERIFY))
+            atp.flags |= lt::torrent_flags::seed_mode;
+        if (prio && n_prio) {
+            atp.piece_priorities.clear();
+            for (size_t i = 0; i < n_prio; i++)
+                atp.piece_priorities.push_back(lt::download_priority_t(prio[i] > 7 ? 7 : prio[i]));
+        }
+        e->ses->async_add_torrent(std::move(atp));
+        return 0;
+    } catch (const std::exception &ex) {
+        put_err(err, errlen, ex.what());
+        return OX_EINVAL;
+    }
+}
+
+lt::torrent_handle find(lt_eng *e, const uint8_t ih[32])
+{
+    return e->ses->find_torrent(short_hash(ih));
+}
+
+int eng_remove(void *p, const uint8_t ih[32])
+{
+    auto *e = static_cast<lt_eng *>(p);
+    try {
+        auto h = find(e, ih);
+        if (!h.is_valid())
+            return OX_ENOTFOUND;
+        e->ses->remove_torrent(h);
+        return 0;
+    } catch (...) {
+        return OX_ESTATE;
+    }
+}
+
+int eng_connect_peer(void *p, const uint8_t ih[32], const char *ip, int port)
+{
+    auto *e = static_cast<lt_eng *>(p);
+    try {
+        auto h = find(e, ih);
+        if (!h.is_valid())
+            return OX_ENOTFOUND;
+        lt::error_code ec;
+        auto addr = lt::make_address(ip, ec);
+        if (ec || port <= 0 || port > 65535)
+            return OX_EINVAL;
+        h.connect_peer(lt::tcp::endpoint(addr, (unsigned short)port));
+        return 0;
+    } catch (...) {
+        return OX_ENET;
+    }
+}
+
+int eng_add_dht_node(void *p, const char *ip, int port)
+{
+    auto *e = static_cast<lt_eng *>(p);
+    try {
+        e->ses->add_dht_node({ip, port});
+        return 0;
+    } catch (...) {
+        return OX_ENET;
+    }
+}
+
+int eng_set_rates(void *p, uint64_t up, uint64_t down)
+{
+    auto *e = static_cast<lt_eng *>(p);
+    try {
+        lt::settings_pack sp;
+        sp.set_int(lt::settings_pack::upload_rate_limit, (int)std::min<uint64_t>(up, INT32_MAX));
+        sp.set_int(lt::settings_pack::download_rate_limit, (int)std::min<uint64_t>(down, INT32_MAX));
+        e->ses->apply_settings(std::move(sp));
+        return 0;
+    } catch (...) {
+        return OX_EINVAL;
+    }
+}
+
+int eng_post_updates(void *p)
+{
+    auto *e = static_cast<lt_eng *>(p);
+    try {
+        e->ses->post_torrent_updates(lt::status_flags_t{});
+        return 0;
+    } catch (...) {
+        return OX_ESTATE;
+    }
+}
+
+int eng_save_resume(void *p, const uint8_t ih[32])
+{
+    auto *e = static_cast<lt_eng *>(p);
+    try {
+        auto h = find(e, ih);
+        if (!h.is_valid())
+            return OX_ENOTFOUND;
+        h.save_resume_data(lt::torrent_handle::only_if_modified);
+        return 0;
+    } catch (...) {
+        return OX_ESTATE;
+    }
+}
+
+void fill_state(const lt::torrent_status &s, swarm_tstat_t *st)
+{
+    uint64_t size = 0;
+    if (auto ti = s.torrent_file.lock())
+        size = (uint64_t)ti->files().file_size(lt::file_index_t(0));
+    st->size = size;
+    // v2 totals count a virtual tail pad: clamp to the file
+    st->done = (uint64_t)s.total_wanted_done;
+    if (size && st->done > size)
+        st->done = size;
+    // all_time_* lag by up to a second; total_payload_* are current
+    st->uploaded = (uint64_t)std::max(s.all_time_upload, s.total_payload_upload);
+    st->downloaded = (uint64_t)std::max(s.all_time_download, s.total_payload_download);
+    st->up_rate = (uint64_t)s.upload_payload_rate;
+    st->down_rate = (uint64_t)s.download_payload_rate;
+    st->peers = s.num_peers;
+    st->seeds = s.num_seeds;
+    st->seeding = s.state == lt::torrent_status::seeding || s.state == lt::torrent_status::finished;
+    st->checking = s.state == lt::torrent_status::checking_files ||
+                   s.state == lt::torrent_status::checking_resume_data;
+}
+
+void ep_str(const lt::tcp::endpoint &ep, char *out, size_t cap)
+{
+    std::snprintf(out, cap, "%s:%d", ep.address().to_string().c_str(), (int)ep.port());
+}
+
+void emit(const lt::alert *a, swarm_ev_cb cb, void *ud)
+{
+    swarm_ev_t ev;
+    std::memset(&ev, 0, sizeof ev);
+    if (auto *x = lt::alert_cast<lt::add_torrent_alert>(a)) {
+        ih_copy(x->params.ti ? x->params.ti->info_hashes() : x->params.info_hashes, ev.ih);
+        ev.type = x->error ? SWARM_EV_ADD_FAILED : SWARM_EV_ADDED;
+        if (x->error)
+            std::snprintf(ev.msg, sizeof ev.msg, "%s", x->error.message().c_str());
+    } else if (auto *x = lt::alert_cast<lt::torrent_finished_alert>(a)) {
+        ev.type = SWARM_EV_FINISHED;
+        ih_copy(x->handle.info_hashes(), ev.ih);
+        // final counts, before the torrent leaves the session
+        fill_state(x->handle.status(), &ev.st);
+    } else if (auto *x = lt::alert_cast<lt::torrent_checked_alert>(a)) {
+        ev.type = SWARM_EV_CHECKED;
+        ih_copy(x->handle.info_hashes(), ev.ih);
+    } else if (auto *x = lt::alert_cast<lt::torrent_removed_alert>(a)) {
+        ev.type = SWARM_EV_REMOVED;
+        ih_copy(x->info_hashes, ev.ih);
+    } else if (auto *x = lt::alert_cast<lt::hash_failed_alert>(a)) {
+        ev.type = SWARM_EV_HASH_FAILED;
+        ih_copy(x->handle.info_hashes(), ev.ih);
+        ev.piece = static_cast<int>(x->piece_index);
+    } else if (auto *x = lt::alert_cast<lt::peer_ban_alert>(a)) {
+        ev.type = SWARM_EV_PEER_BANNED;
+        ih_copy(x->handle.info_hashes(), ev.ih);
+        ep_str(x->endpoint, ev.peer, sizeof ev.peer);
+    } else if (auto *x = lt::alert_cast<lt::save_resume_data_alert>(a)) {
+        ev.type = SWARM_EV_RESUME_DATA;
+        ih_copy(x->handle.info_hashes(), ev.ih);
+        std::vector<char> buf = lt::write_resume_data_buf(x->params);
+        ev.data = buf.data();
+        ev.len = buf.size();
+        cb(ud, &ev);
+        return;
+    } else if (auto *x = lt::alert_cast<lt::state_update_alert>(a)) {
+        for (const auto &s : x->status) {
+            std::memset(&ev, 0, sizeof ev);
+            ev.type = SWARM_EV_STATE;
+            ih_copy(s.info_hashes, ev.ih);
+            fill_state(s, &ev.st);
+            cb(ud, &ev);
+        }
+        return;
+    } else if (auto *x = lt::alert_cast<lt::listen_succeeded_alert>(a)) {
+        if (x->socket_type != lt::socket_type_t::tcp)
+            return;
+        ev.type = SWARM_EV_LISTEN;
+        ev.port = x->port;
+    } else if (auto *x = lt::alert_cast<lt::listen_failed_alert>(a)) {
+        ev.type = SWARM_EV_LISTEN_FAILED;
+        std::snprintf(ev.msg, sizeof ev.msg, "%s", x->message().c_str());
+    } else if (auto *x = lt::alert_cast<lt::torrent_error_alert>(a)) {
+        ev.type = SWARM_EV_ERROR;
+        ih_copy(x->handle.info_hashes(), ev.ih);
+        std::snprintf(ev.msg, sizeof ev.msg, "%s", x->message().c_str());
+    } else if (auto *x = lt::alert_cast<lt::file_error_alert>(a)) {
+        ev.type = SWARM_EV_ERROR;
+        ih_copy(x->handle.info_hashes(), ev.ih);
+        std::snprintf(ev.msg, sizeof ev.msg, "%s", x->message().c_str());
+    } else {
+        return;
+    }
+    cb(ud, &ev);
+}
+
+void eng_poll(void *p, swarm_ev_cb cb, void *ud)
+{
+    auto *e = static_cast<lt_eng *>(p);
+    try {
+        e->ses->pop_alerts(&e->alerts);
+        for (const lt::alert *a : e->alerts)
+            emit(a, cb, ud);
+    } catch (const std::exception &ex) {
+        std::fprintf(stderr, "swarm: alert handling failed: %s\n", ex.what());
+    }
+}
+
+int eng_listen_port(void *p)
+{
+    auto *e = static_cast<lt_eng *>(p);
+    try {
+        return e->ses->listen_port();
+    } catch (...) {
+        return 0;
+    }
+}
+
+int eng_make_torrent(const char *path, uint64_t piece_len, void **out, size_t *len,
+                     uint8_t ih[32])
+{
+    try {
+        std::string full(path);
+        std::string dir = full.substr(0, full.rfind('/'));
+        lt::file_storage fs;
+        lt::add_files(fs, full, lt::create_torrent::v2_only);
+        lt::create_torrent ct(fs, (int)piece_len, lt::create_torrent::v2_only);
+        lt::set_piece_hashes(ct, dir);
+        std::vector<char> buf = ct.generate_buf();
+        lt::torrent_info ti(buf, lt::from_span);
+        ih_copy(ti.info_hashes(), ih);
+        *out = std::malloc(buf.size());
+        if (!*out)
+            return OX_ENOMEM;
+        std::memcpy(*out, buf.data(), buf.size());
+        *len = buf.size();
+        return 0;
+    } catch (const std::exception &ex) {
+        std::fprintf(stderr, "swarm: make_torrent: %s\n", ex.what());
+        return OX_EIO;
+    }
+}
+
+} // namespace
+
+extern "C" const swarm_engine_ops_t swarm_engine_libtorrent = {
+    "libtorrent-" LIBTORRENT_VERSION,
+    SWARM_CAP_DHT | SWARM_CAP_RESUME | SWARM_CAP_TEST,
+    eng_open,
+    eng_shutdown,
+    eng_reap,
+    eng_inspect,
+    eng_add,
+    eng_remove,
+    eng_connect_peer,
+    eng_add_dht_node,
+    eng_set_rates,
+    eng_post_updates,
+    eng_save_resume,
+    eng_poll,
+    eng_listen_port,
+    eng_make_torrent,
+};

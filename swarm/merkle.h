@@ -1,0 +1,65 @@
+/* merkle: the BitTorrent v2 (BEP 52) hash tree of one file, computed while
+ * the bytes stream past once.
+ *
+ * Leaves are the SHA-256 of each 16 KiB block (the last one may be shorter);
+ * leaves past the end of the file are 32 zero bytes; the tree is binary over
+ * next_pow2(blocks) leaves. The piece layer is the level whose nodes cover one
+ * piece; a file of one piece or less has none (BEP 52 omits it).
+ *
+ * Because the piece length may only be known at the end (size unknown while
+ * streaming), the streamer keeps the first 64 leaves and one subtree root per
+ * 1 MiB (the smallest piece length we use), so memory is 32 bytes per MiB and
+ * every piece length >= 1 MiB can be derived at finish. Pure computation, no
+ * I/O, no shared state: one merkle_t per thread at a time. */
+#ifndef OX_SWARM_MERKLE_H
+#define OX_SWARM_MERKLE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define MERKLE_BLOCK 16384u
+#define MERKLE_CHUNK (1u << 20)                       /* kept subtree width */
+#define MERKLE_CHUNK_LEAVES (MERKLE_CHUNK / MERKLE_BLOCK) /* 64 */
+#define MERKLE_PIECE_MIN (1u << 20)
+#define MERKLE_PIECE_MAX (1u << 24)
+
+typedef struct merkle {
+    uint64_t size;                             /* bytes fed so far */
+    uint8_t block[MERKLE_BLOCK];               /* partial block */
+    size_t block_len;
+    uint8_t first[MERKLE_CHUNK_LEAVES][32];    /* leaves of the first chunk */
+    uint8_t cur[MERKLE_CHUNK_LEAVES][32];      /* leaves of the current chunk */
+    size_t cur_n;
+    uint8_t (*chunks)[32];                     /* owned: roots of full chunks */
+    size_t n_chunks, cap_chunks;
+    int oom;
+} merkle_t;
+
+/* Piece length of our fixed recipe: the smallest power of two >= size/512,
+ * clamped to 1 MiB..16 MiB. A pure function of size (so is the info-hash). */
+uint64_t merkle_piece_length(uint64_t size);
+
+/* Root of 2^level zero leaves (level 0: 32 zero bytes). level <= 63. */
+void merkle_pad(unsigned level, uint8_t out[32]);
+
+/* Root over `width` nodes (a power of two >= n) of which the first n are
+ * given and the rest are pad (the root of an all-zero subtree of the same
+ * height as the given nodes). n may be 0 (root of pads). Does not allocate
+ * beyond a scratch copy; returns OX_ENOMEM if that fails. */
+int merkle_root(const uint8_t (*nodes)[32], size_t n, size_t width, const uint8_t pad[32],
+                uint8_t out[32]);
+
+void merkle_init(merkle_t *m);
+/* Feeds bytes in any chunking; the result never depends on how the stream
+ * was cut. Returns OX_ENOMEM (and stays failed) if memory runs out. */
+int merkle_feed(merkle_t *m, const void *p, size_t n);
+/* Finishes the tree for piece_len (a power of two, >= MERKLE_PIECE_MIN).
+ * Writes the pieces root; *layer gets a malloc'd array of piece hashes (the
+ * caller frees) and *n_layer their count, or NULL/0 when size <= piece_len.
+ * OX_EINVAL for an empty file (v2 gives it no root) or a bad piece length.
+ * The merkle_t may not be fed after this; merkle_free it. */
+int merkle_finish(merkle_t *m, uint64_t piece_len, uint8_t root[32], uint8_t **layer,
+                  size_t *n_layer);
+void merkle_free(merkle_t *m);
+
+#endif

@@ -1,0 +1,112 @@
+/* Parsing of the swarm's settings (rates, endpoints). Pure functions. */
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "common/err.h"
+#include "swarm/swarm.h"
+
+void swarm_config_init(swarm_config_t *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->dht = 1;
+    cfg->update_ms = 500;
+    cfg->resume_ms = 3000;
+}
+
+struct unit {
+    const char *name;
+    double mult; /* bytes per unit */
+};
+
+/* matched case-insensitively, except that a lone trailing "b" means bytes */
+static const struct unit units[] = {
+    {"", 1},          {"b", 1},          {"k", 1024.0},        {"m", 1048576.0},
+    {"g", 1073741824.0}, {"t", 1099511627776.0}, {"kib", 1024.0}, {"mib", 1048576.0},
+    {"gib", 1073741824.0}, {"tib", 1099511627776.0}, {"kb", 1e3}, {"mb", 1e6},
+    {"gb", 1e9},      {"tb", 1e12},      {"bit", 1 / 8.0},     {"kbit", 1e3 / 8},
+    {"mbit", 1e6 / 8}, {"gbit", 1e9 / 8}, {"bps", 1 / 8.0},     {"kbps", 1e3 / 8},
+    {"mbps", 1e6 / 8}, {"gbps", 1e9 / 8},
+};
+
+int swarm_rate_parse(const char *s, uint64_t *out)
+{
+    if (!s || !out)
+        return OX_EINVAL;
+    while (isspace((unsigned char)*s))
+        s++;
+    if (!*s || !strcasecmp(s, "unlimited") || !strcasecmp(s, "off") || !strcasecmp(s, "none")) {
+        *out = 0;
+        return 0;
+    }
+    if (!isdigit((unsigned char)*s) && *s != '.')
+        return OX_EINVAL; /* also refuses signs */
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || !isfinite(v) || v < 0)
+        return OX_EINVAL;
+    while (isspace((unsigned char)*end))
+        end++; /* "12 M" as well as "12M" */
+    char unit[8];
+    size_t n = 0;
+    while (*end && !isspace((unsigned char)*end)) {
+        if (n + 1 >= sizeof unit)
+            return OX_EINVAL;
+        unit[n++] = *end++;
+    }
+    unit[n] = 0;
+    while (isspace((unsigned char)*end))
+        end++;
+    if (*end)
+        return OX_EINVAL;
+    for (size_t i = 0; i < sizeof units / sizeof *units; i++) {
+        if (strcasecmp(unit, units[i].name) == 0) {
+            double bytes = v * units[i].mult;
+            if (bytes >= 18446744073709551615.0)
+                return OX_EINVAL;
+            *out = (uint64_t)llround(bytes);
+            return 0;
+        }
+    }
+    return OX_EINVAL;
+}
+
+int swarm_endpoint_parse(const char *s, char *ip, size_t ipcap, int *port)
+{
+    if (!s || !*s)
+        return OX_EINVAL;
+    const char *colon, *host = s;
+    size_t hlen;
+    if (*s == '[') {
+        const char *close = strchr(s, ']');
+        if (!close || close[1] != ':')
+            return OX_EINVAL;
+        host = s + 1;
+        hlen = (size_t)(close - host);
+        colon = close + 1;
+    } else {
+        colon = strrchr(s, ':');
+        if (!colon || strchr(s, ':') != colon)
+            return OX_EINVAL;
+        hlen = (size_t)(colon - s);
+    }
+    if (hlen == 0 || hlen >= ipcap)
+        return OX_EINVAL;
+    char *end;
+    errno = 0;
+    long p = strtol(colon + 1, &end, 10);
+    if (errno || end == colon + 1 || *end || p <= 0 || p > 65535)
+        return OX_EINVAL;
+    memcpy(ip, host, hlen);
+    ip[hlen] = 0;
+    struct in6_addr a6;
+    struct in_addr a4;
+    if (uv_inet_pton(AF_INET, ip, &a4) != 0 && uv_inet_pton(AF_INET6, ip, &a6) != 0)
+        return OX_EINVAL; /* addresses only: no name resolution on the loop */
+    *port = (int)p;
+    return 0;
+}

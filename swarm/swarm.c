@@ -1,0 +1,547 @@
+/* The swarm's policy: what to seed, how a fetch moves from the engine into
+ * the store, when progress and resume data are asked for, and the lifecycle
+ * of the engine on the loop. The engine (engine.h) only translates. */
+#include "swarm/swarm.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/err.h"
+#include "common/fs.h"
+#include "common/log.h"
+#include "common/timeutil.h"
+#include "swarm/merkle.h"
+#include "swarm/swarm_int.h"
+#include "swarm/torrent.h"
+
+void swarm__check_thread(swarm_t *s)
+{
+    if (!uv_thread_equal(&s->loop_thread, &(uv_thread_t){uv_thread_self()}))
+        s->thread_violations++;
+}
+
+/* ---- torrents ----------------------------------------------------------- */
+
+swarm_tor_t *swarm__tor_by_ih(swarm_t *s, const uint8_t ih[32])
+{
+    for (swarm_tor_t *t = s->tors; t; t = t->next)
+        if (t->state != TOR_PREPARING && memcmp(t->ih, ih, 32) == 0)
+            return t;
+    return NULL;
+}
+
+swarm_tor_t *swarm__tor_by_digest(swarm_t *s, const char *digest)
+{
+    for (swarm_tor_t *t = s->tors; t; t = t->next)
+        if (strcmp(t->digest, digest) == 0)
+            return t;
+    return NULL;
+}
+
+swarm_tor_t *swarm__tor_new(swarm_t *s, const char *digest, int role, int state)
+{
+    swarm_tor_t *t = calloc(1, sizeof *t);
+    if (!t)
+        return NULL;
+    snprintf(t->digest, sizeof t->digest, "%s", digest);
+    t->role = role;
+    t->state = state;
+    t->next = s->tors;
+    s->tors = t;
+    return t;
+}
+
+void swarm__tor_free(swarm_t *s, swarm_tor_t *t)
+{
+    for (swarm_tor_t **pp = &s->tors; *pp; pp = &(*pp)->next) {
+        if (*pp == t) {
+            *pp = t->next;
+            break;
+        }
+    }
+    s->retired_up += t->st.uploaded;
+    s->retired_down += t->st.downloaded;
+    free(t);
+}
+
+void swarm__tor_remove(swarm_t *s, swarm_tor_t *t)
+{
+    if (t->state == TOR_REMOVING)
+        return;
+    /* never reached the engine, or already gone: nothing to wait for */
+    if (t->state == TOR_PREPARING ||
+        (t->state == TOR_ACTIVE && s->ops->remove(s->eng, t->ih) == OX_ENOTFOUND)) {
+        swarm__tor_free(s, t);
+        return;
+    }
+    /* from ADDING the engine is asked once ADDED arrives */
+    t->state = TOR_REMOVING;
+}
+
+static int tor_add_seed(swarm_t *s, swarm_tor_t *t, const void *rec, size_t len)
+{
+    const void *torrent;
+    size_t tlen;
+    char err[256] = "";
+    int rc = swarm__rec_parse(rec, len, t->ih, &torrent, &tlen);
+    if (!rc) {
+        unsigned flags = SWARM_ADD_SEED | (s->cfg.verify_seeds ? SWARM_ADD_VERIFY : 0);
+        rc = s->ops->add(s->eng, torrent, tlen, cas_blobs_dir(s->cas), flags, NULL, 0, NULL, 0,
+                         err, sizeof err);
+    }
+    if (rc) {
+        OX_WARN("swarm: cannot seed %s: %s %s", t->digest, ox_strerror(rc), err);
+        swarm__tor_free(s, t);
+        return rc;
+    }
+    t->state = TOR_ADDING;
+    return 0;
+}
+
+/* ---- lazy records (blobs without one, e.g. an adopted Ollama dir) -------- */
+
+typedef struct record_req {
+    uv_work_t w;
+    swarm_t *s;
+    char digest[72];
+    ox_buf_t rec;
+    int rc;
+} record_req_t;
+
+static void on_record_work(uv_work_t *w)
+{
+    record_req_t *r = w->data;
+    r->rc = swarm__torrent_of_file(r->s->cas, r->digest, &r->rec);
+}
+
+
+static void on_record_done(uv_work_t *w, int status)
+{
+    record_req_t *r = w->data;
+    swarm_t *s = r->s;
+    s->pending_work--;
+    swarm_tor_t *t = swarm__tor_by_digest(s, r->digest);
+    if (t && t->state == TOR_PREPARING) {
+        if (status || r->rc || s->closing) {
+            if (!s->closing)
+                OX_WARN("swarm: no torrent for %s: %s", r->digest, ox_strerror(r->rc));
+            swarm__tor_free(s, t);
+        } else {
+            tor_add_seed(s, t, r->rec.data, r->rec.len);
+        }
+    }
+    ox_buf_free(&r->rec);
+    free(r);
+    swarm__maybe_finish_close(s);
+}
+
+int swarm_seed_blob(swarm_t *s, const char *digest_in)
+{
+    swarm__check_thread(s);
+    char digest[72];
+    uint64_t size;
+    if (s->closing)
+        return OX_ESTATE;
+    if (cas_digest_parse(digest_in, digest))
+        return OX_EINVAL;
+    swarm_tor_t *t = swarm__tor_by_digest(s, digest);
+    if (t && t->state != TOR_REMOVING)
+        return 0;
+    int rc = cas_blob_stat(s->cas, digest, &size);
+    if (rc)
+        return rc;
+    if (size == 0)
+        return 0; /* v2 has no torrent for an empty file; nothing to share */
+    if (!(t = swarm__tor_new(s, digest, TOR_SEED, TOR_PREPARING)))
+        return OX_ENOMEM;
+    void *rec = NULL;
+    size_t len = 0;
+    rc = cas_meta_get(s->cas, SWARM_META_KIND, digest, &rec, &len);
+    if (rc == 0) {
+        rc = tor_add_seed(s, t, rec, len);
+        free(rec);
+        return rc;
+    }
+    record_req_t *r = calloc(1, sizeof *r);
+    if (!r) {
+        swarm__tor_free(s, t);
+        return OX_ENOMEM;
+    }
+    r->s = s;
+    r->w.data = r;
+    snprintf(r->digest, sizeof r->digest, "%s", digest);
+    if (uv_queue_work(s->loop, &r->w, on_record_work, on_record_done) != 0) {
+        free(r);
+        swarm__tor_free(s, t);
+        return OX_EIO;
+    }
+    s->pending_work++;
+    return 0;
+}
+
+int swarm_seed_all(swarm_t *s)
+{
+    swarm__check_thread(s);
+    char (*d)[72] = NULL;
+    size_t n = 0;
+    int rc = cas_blob_list(s->cas, &d, &n);
+    if (rc)
+        return rc;
+    int queued = 0;
+    for (size_t i = 0; i < n; i++)
+        if (swarm_seed_blob(s, d[i]) == 0)
+            queued++;
+    free(d);
+    return queued;
+}
+
+int swarm_torrent_get(swarm_t *s, const char *digest_in, void **bytes, size_t *len)
+{
+    swarm__check_thread(s);
+    char digest[72];
+    if (cas_digest_parse(digest_in, digest))
+        return OX_EINVAL;
+    void *rec = NULL;
+    size_t rlen = 0;
+    int rc = cas_meta_get(s->cas, SWARM_META_KIND, digest, &rec, &rlen);
+    if (rc == OX_ENOTFOUND) {
+        uint64_t size;
+        if (cas_blob_stat(s->cas, digest, &size) != 0)
+            return OX_ENOTFOUND;
+        swarm_seed_blob(s, digest); /* computes the record in the work pool */
+        return size ? OX_EBUSY : OX_ENOTFOUND;
+    }
+    if (rc)
+        return rc;
+    uint8_t ih[32];
+    const void *t;
+    size_t tlen;
+    rc = swarm__rec_parse(rec, rlen, ih, &t, &tlen);
+    if (!rc && !(*bytes = malloc(tlen)))
+        rc = OX_ENOMEM;
+    if (!rc) {
+        memcpy(*bytes, t, tlen);
+        *len = tlen;
+    }
+    free(rec);
+    return rc;
+}
+
+/* ---- engine events (loop thread) --------------------------------------- */
+
+static void note_ban(swarm_t *s, const char *peer)
+{
+    for (size_t i = 0; i < s->n_banned; i++)
+        if (strcmp(s->banned[i], peer) == 0)
+            return;
+    void *p = realloc(s->banned, (s->n_banned + 1) * sizeof *s->banned);
+    if (!p)
+        return;
+    s->banned = p;
+    snprintf(s->banned[s->n_banned++], sizeof *s->banned, "%s", peer);
+}
+
+static void on_engine_event(void *ud, const swarm_ev_t *ev)
+{
+    swarm_t *s = ud;
+    swarm__check_thread(s);
+    if (ev->type == SWARM_EV_LISTEN) {
+        s->listen_port = ev->port;
+        return;
+    }
+    if (ev->type == SWARM_EV_LISTEN_FAILED) {
+        OX_WARN("swarm: listen failed: %s", ev->msg);
+        return;
+    }
+    swarm_tor_t *t = swarm__tor_by_ih(s, ev->ih);
+    if (!t)
+        return;
+    swarm_fetch_t *f = t->fetch;
+    switch (ev->type) {
+    case SWARM_EV_ADDED:
+        if (t->state == TOR_REMOVING) { /* removal asked while it was being added */
+            if (s->ops->remove(s->eng, t->ih) == OX_ENOTFOUND)
+                swarm__tor_free(s, t);
+            return;
+        }
+        t->state = TOR_ACTIVE;
+        if (f)
+            swarm__fetch_on_added(f);
+        break;
+    case SWARM_EV_ADD_FAILED:
+        OX_WARN("swarm: engine refused %s: %s", t->digest, ev->msg);
+        if (f) {
+            t->fetch = NULL;
+            f->tor = NULL;
+            swarm__fetch_fail(f, OX_EINVAL, ev->msg);
+        }
+        swarm__tor_free(s, t);
+        break;
+    case SWARM_EV_FINISHED:
+        t->st = ev->st;
+        if (f && t->state == TOR_ACTIVE)
+            swarm__fetch_on_finished(f);
+        break;
+    case SWARM_EV_REMOVED:
+        if (t->state != TOR_REMOVING)
+            return;
+        if (f) {
+            t->fetch = NULL;
+            swarm__fetch_on_removed(f);
+        }
+        swarm__tor_free(s, t);
+        break;
+    case SWARM_EV_HASH_FAILED:
+        t->hash_failures++;
+        s->hash_failures++;
+        break;
+    case SWARM_EV_PEER_BANNED:
+        OX_WARN("swarm: banned %s (bad data for %s)", ev->peer, t->digest);
+        note_ban(s, ev->peer);
+        break;
+    case SWARM_EV_RESUME_DATA:
+        if (f)
+            swarm__fetch_on_resume(f, ev->data, ev->len);
+        break;
+    case SWARM_EV_ERROR:
+        OX_WARN("swarm: %s: %s", t->digest, ev->msg);
+        if (f) {
+            swarm__fetch_fail(f, OX_EIO, ev->msg);
+        } else if (t->role == TOR_SEED) {
+            swarm__tor_remove(s, t); /* the blob went away or is unreadable */
+        }
+        break;
+    case SWARM_EV_STATE:
+        t->st = ev->st;
+        if (f)
+            swarm__fetch_on_state(f, &ev->st);
+        break;
+    default:
+        break;
+    }
+}
+
+/* Engine threads: only wake the loop. */
+static void on_engine_notify(void *ud)
+{
+    swarm_t *s = ud;
+    if (atomic_load(&s->wake_ready))
+        uv_async_send(&s->wake);
+}
+
+static void on_wake(uv_async_t *a)
+{
+    swarm_t *s = a->data;
+    swarm__check_thread(s);
+    if (s->eng)
+        s->ops->poll(s->eng, on_engine_event, s);
+    char (*inbox)[72] = NULL;
+    size_t n = 0;
+    if (s->hub) {
+        swarm__hub_drain(s->hub, &inbox, &n);
+        for (size_t i = 0; i < n && !s->closing; i++)
+            swarm_seed_blob(s, inbox[i]);
+        free(inbox);
+    }
+    swarm__fetch_run_finished(s);
+}
+
+static void on_timer(uv_timer_t *tm)
+{
+    swarm_t *s = tm->data;
+    if (!s->eng || s->closing)
+        return;
+    s->ops->post_updates(s->eng);
+    int64_t now = ox_time_mono_ns();
+    if (now - s->last_resume_ns >= (int64_t)s->cfg.resume_ms * 1000000) {
+        s->last_resume_ns = now;
+        for (swarm_fetch_t *f = s->fetches; f; f = f->next)
+            if (f->state == FETCH_RUNNING && f->tor)
+                s->ops->save_resume(s->eng, f->tor->ih);
+    }
+}
+
+/* ---- peers --------------------------------------------------------------- */
+
+int swarm_add_peer(swarm_t *s, const char *endpoint)
+{
+    swarm__check_thread(s);
+    char ip[64];
+    int port;
+    if (swarm_endpoint_parse(endpoint, ip, sizeof ip, &port))
+        return OX_EINVAL;
+    for (size_t i = 0; i < s->n_peers; i++)
+        if (strcmp(s->peers[i], endpoint) == 0)
+            return 0;
+    if (s->n_peers == s->cap_peers) {
+        size_t cap = s->cap_peers ? s->cap_peers * 2 : 8;
+        void *p = realloc(s->peers, cap * sizeof *s->peers);
+        if (!p)
+            return OX_ENOMEM;
+        s->peers = p;
+        s->cap_peers = cap;
+    }
+    snprintf(s->peers[s->n_peers++], sizeof *s->peers, "%s", endpoint);
+    if (s->cfg.dht)
+        s->ops->add_dht_node(s->eng, ip, port);
+    for (swarm_fetch_t *f = s->fetches; f; f = f->next)
+        swarm__fetch_connect(f, endpoint);
+    return 0;
+}
+
+int swarm_listen_port(const swarm_t *s)
+{
+    return s->listen_port;
+}
+
+char *swarm_status(swarm_t *s)
+{
+    swarm__check_thread(s);
+    return swarm__status_json(s);
+}
+
+/* ---- lifecycle -------------------------------------------------------------- */
+
+int swarm_new(uv_loop_t *loop, cas_t *cas, const swarm_config_t *cfg, swarm_t **out, char *err,
+              size_t errlen)
+{
+    swarm_t *s = calloc(1, sizeof *s);
+    if (!s)
+        return OX_ENOMEM;
+    s->loop = loop;
+    s->cas = cas;
+    if (cfg)
+        s->cfg = *cfg;
+    else
+        swarm_config_init(&s->cfg);
+    if (s->cfg.update_ms <= 0)
+        s->cfg.update_ms = 500;
+    if (s->cfg.resume_ms <= 0)
+        s->cfg.resume_ms = 3000;
+    s->ops = &swarm_engine_libtorrent;
+    s->loop_thread = uv_thread_self();
+    atomic_init(&s->wake_ready, 0);
+    swarm_engine_cfg_t ec = {
+        .bind_ip = s->cfg.bind_ip,
+        .port = s->cfg.port,
+        .max_upload = s->cfg.max_upload,
+        .max_download = s->cfg.max_download,
+        .dht = s->cfg.dht,
+    };
+    /* the engine may notify at once: on_engine_notify waits for wake_ready */
+    int rc = s->ops->open(&ec, on_engine_notify, s, &s->eng, err, errlen);
+    if (rc) {
+        free(s);
+        return rc;
+    }
+    if (swarm__hub_new(cas, &s->wake, &s->hub) != 0 ||
+        uv_async_init(loop, &s->wake, on_wake) != 0) {
+        s->ops->reap(s->ops->shutdown(s->eng)); /* blocks: failure path only */
+        if (s->hub)
+            swarm__hub_detach(s->hub);
+        free(s);
+        if (err && errlen)
+            snprintf(err, errlen, "swarm: cannot set up the loop wake-up");
+        return OX_ENOMEM;
+    }
+    s->wake.data = s;
+    uv_timer_init(loop, &s->timer);
+    s->timer.data = s;
+    s->handles_open = 2;
+    atomic_store(&s->wake_ready, 1);
+    uv_async_send(&s->wake); /* events that came before wake_ready */
+    uv_timer_start(&s->timer, on_timer, (uint64_t)s->cfg.update_ms, (uint64_t)s->cfg.update_ms);
+    s->last_resume_ns = ox_time_mono_ns();
+    cas_set_tap(cas, &s->hub->tap);
+    *out = s;
+    return 0;
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    swarm_t *s = h->data;
+    if (--s->handles_open > 0)
+        return;
+    swarm_close_cb cb = s->close_cb;
+    void *ud = s->close_ud;
+    swarm_tor_t *t = s->tors;
+    while (t) {
+        swarm_tor_t *next = t->next;
+        free(t);
+        t = next;
+    }
+    free(s->peers);
+    free(s->banned);
+    if (cb)
+        cb(s, ud);
+    free(s);
+}
+
+typedef struct reap_req {
+    uv_work_t w;
+    swarm_t *s;
+    void *token;
+} reap_req_t;
+
+static void on_reap_work(uv_work_t *w)
+{
+    reap_req_t *r = w->data;
+    r->s->ops->reap(r->token); /* joins the engine's threads */
+}
+
+static void on_reap_done(uv_work_t *w, int status)
+{
+    (void)status;
+    reap_req_t *r = w->data;
+    swarm_t *s = r->s;
+    free(r);
+    swarm__fetch_run_finished(s);
+    uv_close((uv_handle_t *)&s->wake, on_handle_closed);
+    uv_close((uv_handle_t *)&s->timer, on_handle_closed);
+}
+
+void swarm__maybe_finish_close(swarm_t *s)
+{
+    if (!s->closing || !s->eng || s->pending_work > 0 || s->fetches)
+        return;
+    reap_req_t *r = calloc(1, sizeof *r);
+    void *token = s->ops->shutdown(s->eng); /* no notify after this */
+    s->eng = NULL;
+    atomic_store(&s->wake_ready, 0);
+    if (r) {
+        r->s = s;
+        r->token = token;
+        r->w.data = r;
+    }
+    if (!r || uv_queue_work(s->loop, &r->w, on_reap_work, on_reap_done) != 0) {
+        s->ops->reap(token); /* blocks the loop: only when memory is out */
+        free(r);
+        swarm__fetch_run_finished(s);
+        uv_close((uv_handle_t *)&s->wake, on_handle_closed);
+        uv_close((uv_handle_t *)&s->timer, on_handle_closed);
+        return;
+    }
+}
+
+void swarm_close(swarm_t *s, swarm_close_cb cb, void *ud)
+{
+    swarm__check_thread(s);
+    if (s->closing)
+        return;
+    s->closing = 1;
+    s->close_cb = cb;
+    s->close_ud = ud;
+    cas_set_tap(s->cas, NULL);
+    swarm__hub_detach(s->hub);
+    s->hub = NULL;
+    uv_timer_stop(&s->timer);
+    swarm_fetch_t *f = s->fetches;
+    while (f) {
+        swarm_fetch_t *next = f->next;
+        swarm_fetch_cancel(f); /* adopting ones finish through their work */
+        f = next;
+    }
+    swarm__maybe_finish_close(s);
+}

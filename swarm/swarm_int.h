@@ -1,0 +1,139 @@
+/* swarm internals shared by the files of the module; never included outside
+ * swarm/. Loop-thread state except struct swarm_hub, which the store's tap
+ * reaches from other threads under its mutex. */
+#ifndef OX_SWARM_INT_H
+#define OX_SWARM_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "swarm/engine.h"
+#include "swarm/swarm.h"
+
+/* The tap's link to a swarm. Outlives the swarm while a blob commit that
+ * started before swarm_close still runs (refs). */
+typedef struct swarm_hub {
+    pthread_mutex_t mu;
+    cas_tap_t tap;           /* what the store holds */
+    cas_t *cas;
+    uv_async_t *wake;        /* NULL once detached */
+    char (*inbox)[72];       /* committed digests waiting to be seeded */
+    size_t n_inbox, cap_inbox;
+    int refs;                /* swarm + open tap states */
+    uint64_t bytes_fed;      /* every byte the tap saw */
+} swarm_hub_t;
+
+int swarm__hub_new(cas_t *cas, uv_async_t *wake, swarm_hub_t **out);
+/* Takes the inbox (malloc'd array, caller frees). */
+void swarm__hub_drain(swarm_hub_t *h, char (**out)[72], size_t *n);
+uint64_t swarm__hub_bytes_fed(swarm_hub_t *h);
+/* Stops waking the loop and drops the swarm's reference. */
+void swarm__hub_detach(swarm_hub_t *h);
+
+/* Torrents in the engine. */
+enum tor_state { TOR_PREPARING /* record computed in the work pool */, TOR_ADDING, TOR_ACTIVE,
+                 TOR_REMOVING };
+enum tor_role { TOR_SEED, TOR_FETCH };
+
+typedef struct swarm_tor {
+    struct swarm_tor *next;
+    uint8_t ih[32];
+    char digest[72];
+    int role;
+    int state;
+    swarm_tstat_t st;
+    uint64_t hash_failures;
+    swarm_fetch_t *fetch;    /* role FETCH while the fetch runs */
+} swarm_tor_t;
+
+/* Fetch lifecycle; moves are checked against a table in swarm.c. */
+enum fetch_state {
+    FETCH_ADDING,     /* engine add requested */
+    FETCH_RUNNING,    /* downloading */
+    FETCH_RELEASING,  /* finished: leaving the engine before the commit */
+    FETCH_ADOPTING,   /* whole-file sha256 + commit in the work pool */
+    FETCH_DONE,       /* done callback queued */
+    FETCH_STATE_COUNT
+};
+
+struct swarm_fetch {
+    struct swarm_fetch *next;
+    swarm_t *s;
+    swarm_tor_t *tor;        /* NULL once it left the engine */
+    int state;
+    int status;              /* result for done */
+    char msg[256];
+    char digest[72];
+    char stage_dir[3800];
+    char stage_file[4096];
+    char resume_path[4096];
+    uint64_t size;
+    uint64_t last_done;
+    int progressed;           /* progress reported at least once */
+    char (*peers)[80];
+    size_t n_peers;
+    swarm_progress_cb progress;
+    swarm_done_cb done;
+    void *ud;
+};
+
+struct swarm {
+    uv_loop_t *loop;
+    cas_t *cas;
+    swarm_config_t cfg;
+    const swarm_engine_ops_t *ops;
+    void *eng;
+    uv_thread_t loop_thread;
+    _Atomic int wake_ready;   /* read by engine threads in notify */
+    uv_async_t wake;
+    uv_timer_t timer;
+    swarm_hub_t *hub;
+    swarm_tor_t *tors;
+    swarm_fetch_t *fetches;   /* running fetches */
+    swarm_fetch_t *finished;  /* done callbacks to run on the next wake */
+    char (*peers)[80];
+    size_t n_peers, cap_peers;
+    int listen_port;
+    int pending_work;         /* uv_queue_work requests in flight */
+    int closing;
+    int handles_open;
+    int64_t last_resume_ns;
+    uint64_t retired_up, retired_down; /* from torrents no longer in the engine */
+    uint64_t hash_failures;
+    char (*banned)[64];
+    size_t n_banned;
+    uint64_t thread_violations;        /* loop state touched off the loop thread */
+    swarm_close_cb close_cb;
+    void *close_ud;
+    void *reap_token;
+};
+
+swarm_tor_t *swarm__tor_by_ih(swarm_t *s, const uint8_t ih[32]);
+swarm_tor_t *swarm__tor_by_digest(swarm_t *s, const char *digest);
+swarm_tor_t *swarm__tor_new(swarm_t *s, const char *digest, int role, int state);
+/* Unlinks and frees t, keeping its byte counts in the totals. */
+void swarm__tor_free(swarm_t *s, swarm_tor_t *t);
+/* Takes t out of the engine (freed once the engine confirms). */
+void swarm__tor_remove(swarm_t *s, swarm_tor_t *t);
+/* Finishes swarm_close once no work is in flight. */
+void swarm__maybe_finish_close(swarm_t *s);
+
+/* fetch.c: engine events of a torrent that belongs to a fetch */
+void swarm__fetch_on_added(swarm_fetch_t *f);
+void swarm__fetch_on_finished(swarm_fetch_t *f);
+void swarm__fetch_on_removed(swarm_fetch_t *f);
+void swarm__fetch_on_state(swarm_fetch_t *f, const swarm_tstat_t *st);
+void swarm__fetch_on_resume(swarm_fetch_t *f, const void *data, size_t len);
+void swarm__fetch_fail(swarm_fetch_t *f, int status, const char *msg);
+/* Runs the done callbacks queued by fetch_finish (loop turn after). */
+void swarm__fetch_run_finished(swarm_t *s);
+void swarm__fetch_connect(swarm_fetch_t *f, const char *endpoint);
+
+/* Counts a call on a thread other than the loop's (must never happen). */
+void swarm__check_thread(swarm_t *s);
+const char *swarm__fetch_state_name(int st);
+char *swarm__status_json(swarm_t *s);
+
+#endif

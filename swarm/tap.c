@@ -1,0 +1,140 @@
+/* The store's tap: builds each committed blob's merkle tree and torrent record
+ * from the very bytes the store hashes, so a new blob is ready to seed without
+ * a second read. Runs on the committing thread; shares only the hub. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/buf.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "swarm/merkle.h"
+#include "swarm/swarm_int.h"
+#include "swarm/torrent.h"
+
+typedef struct tap_blob {
+    swarm_hub_t *hub;
+    merkle_t m;
+} tap_blob_t;
+
+static void hub_unref(swarm_hub_t *h)
+{
+    pthread_mutex_lock(&h->mu);
+    int last = --h->refs == 0;
+    pthread_mutex_unlock(&h->mu);
+    if (!last)
+        return;
+    pthread_mutex_destroy(&h->mu);
+    free(h->inbox);
+    free(h);
+}
+
+static void *on_tap_open(void *ud, uint64_t size_hint)
+{
+    (void)size_hint;
+    swarm_hub_t *h = ud;
+    tap_blob_t *b = malloc(sizeof *b);
+    if (!b)
+        return NULL; /* the blob is then recorded lazily */
+    merkle_init(&b->m);
+    b->hub = h;
+    pthread_mutex_lock(&h->mu);
+    h->refs++;
+    pthread_mutex_unlock(&h->mu);
+    return b;
+}
+
+static void on_tap_feed(void *st, const void *p, size_t n)
+{
+    tap_blob_t *b = st;
+    if (!b)
+        return;
+    merkle_feed(&b->m, p, n);
+    pthread_mutex_lock(&b->hub->mu);
+    b->hub->bytes_fed += n;
+    pthread_mutex_unlock(&b->hub->mu);
+}
+
+static void inbox_push(swarm_hub_t *h, const char *digest)
+{
+    pthread_mutex_lock(&h->mu);
+    if (h->wake && h->n_inbox == h->cap_inbox) {
+        size_t cap = h->cap_inbox ? h->cap_inbox * 2 : 16;
+        void *p = realloc(h->inbox, cap * sizeof *h->inbox);
+        if (p) {
+            h->inbox = p;
+            h->cap_inbox = cap;
+        }
+    }
+    if (h->wake && h->n_inbox < h->cap_inbox) {
+        snprintf(h->inbox[h->n_inbox++], 72, "%s", digest);
+        uv_async_send(h->wake);
+    }
+    pthread_mutex_unlock(&h->mu);
+}
+
+static void on_tap_close(void *st, int ok, const char *digest, uint64_t size)
+{
+    tap_blob_t *b = st;
+    if (!b)
+        return;
+    swarm_hub_t *h = b->hub;
+    if (ok && size > 0 && b->m.size == size) {
+        ox_buf_t rec = OX_BUF_INIT;
+        int rc = swarm__torrent_from_merkle(digest, &b->m, &rec);
+        if (!rc)
+            rc = cas_meta_put(h->cas, SWARM_META_KIND, digest, rec.data, rec.len);
+        if (rc)
+            OX_WARN("swarm: no torrent record for %s: %s", digest, ox_strerror(rc));
+        ox_buf_free(&rec);
+        inbox_push(h, digest);
+    }
+    merkle_free(&b->m);
+    free(b);
+    hub_unref(h);
+}
+
+int swarm__hub_new(cas_t *cas, uv_async_t *wake, swarm_hub_t **out)
+{
+    swarm_hub_t *h = calloc(1, sizeof *h);
+    if (!h)
+        return OX_ENOMEM;
+    if (pthread_mutex_init(&h->mu, NULL) != 0) {
+        free(h);
+        return OX_ENOMEM;
+    }
+    h->cas = cas;
+    h->wake = wake;
+    h->refs = 1;
+    h->tap.open = on_tap_open;
+    h->tap.feed = on_tap_feed;
+    h->tap.close = on_tap_close;
+    h->tap.ud = h;
+    *out = h;
+    return 0;
+}
+
+void swarm__hub_drain(swarm_hub_t *h, char (**out)[72], size_t *n)
+{
+    pthread_mutex_lock(&h->mu);
+    *out = h->inbox;
+    *n = h->n_inbox;
+    h->inbox = NULL;
+    h->n_inbox = h->cap_inbox = 0;
+    pthread_mutex_unlock(&h->mu);
+}
+
+uint64_t swarm__hub_bytes_fed(swarm_hub_t *h)
+{
+    pthread_mutex_lock(&h->mu);
+    uint64_t v = h->bytes_fed;
+    pthread_mutex_unlock(&h->mu);
+    return v;
+}
+
+void swarm__hub_detach(swarm_hub_t *h)
+{
+    pthread_mutex_lock(&h->mu);
+    h->wake = NULL;
+    pthread_mutex_unlock(&h->mu);
+    hub_unref(h);
+}

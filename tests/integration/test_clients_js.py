@@ -1,0 +1,30 @@
+"""Runs the npm client suites (tests/clients/*.test.mjs) against live daemons."""
+import os
+import subprocess
+
+from harness import SRC, Daemon, create_model, mkgguf, run_tests, tempdir
+
+CLIENTS = os.path.join(SRC, "tests", "clients")
+
+
+def node_test(script, env):
+    e = dict(os.environ)
+    e.update(env)
+    p = subprocess.run(["node", "--test", "--test-reporter=spec", os.path.join(CLIENTS, script)],
+                       cwd=CLIENTS, env=e, capture_output=True, timeout=600)
+    out = p.stdout.decode() + p.stderr.decode()
+    print(out[-6000:])
+    assert p.returncode == 0, "%s failed" % script
+
+
+def test_ollama_js_api():
+    assert os.path.isdir(os.path.join(CLIENTS, "node_modules")), "run ./build.sh deps first"
+    peer = Daemon("127.0.0.3").start()
+    d = Daemon("127.0.0.2").start()
+    g = mkgguf(os.path.join(tempdir(), "m.gguf"), "--seed", 11)
+    create_model(peer, "peermodel:v1", g, system="from the peer")
+    node_test("api.test.mjs", {"OLLAMAX_URL": d.url, "OLLAMAX_PEER": peer.addr, "OLLAMAX_GGUF": g})
+
+
+if __name__ == "__main__":
+    run_tests(globals())

@@ -1,0 +1,573 @@
+/* swarm: settings, the one-pass tap, and real transfers between three swarm
+ * instances in one process on one loop, bound to 127.0.0.2/.3/.4 with
+ * separate temporary stores. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <fcntl.h>
+#include <ftw.h>
+#include <sys/stat.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "cas/cas.h"
+#include "common/err.h"
+#include "common/fs.h"
+#include "common/sha256.h"
+#include "common/timeutil.h"
+#include "swarm/engine.h"
+#include "swarm/swarm.h"
+#include "swarm/torrent.h"
+
+/* ---- fixtures ----------------------------------------------------------- */
+
+typedef struct node {
+    char dir[128];
+    cas_t *cas;
+    swarm_t *sw;
+    int closed;
+} node_t;
+
+static uv_thread_t main_thread;
+static int off_loop_callbacks;
+
+static void check_on_loop(void)
+{
+    uv_thread_t self = uv_thread_self();
+    if (!uv_thread_equal(&self, &main_thread))
+        off_loop_callbacks++;
+}
+
+static void node_open(uv_loop_t *loop, node_t *n, const char *ip, uint64_t max_up,
+                      int verify_seeds)
+{
+    memset(n, 0, sizeof *n);
+    snprintf(n->dir, sizeof n->dir, "/tmp/test_swarm_XXXXXX");
+    assert_non_null(mkdtemp(n->dir));
+    char models[256], state[256], err[256] = "";
+    snprintf(models, sizeof models, "%s/models", n->dir);
+    snprintf(state, sizeof state, "%s/state", n->dir);
+    assert_int_equal(ox_fs_mkdir_p(models, 0755), 0);
+    assert_int_equal(ox_fs_mkdir_p(state, 0755), 0);
+    int rc = cas_open(models, state, &n->cas, err, sizeof err);
+    if (rc)
+        fail_msg("cas_open: %s", err);
+    swarm_config_t cfg;
+    swarm_config_init(&cfg);
+    snprintf(cfg.bind_ip, sizeof cfg.bind_ip, "%s", ip);
+    cfg.max_upload = max_up;
+    cfg.verify_seeds = verify_seeds;
+    cfg.update_ms = 100;
+    cfg.resume_ms = 300;
+    rc = swarm_new(loop, n->cas, &cfg, &n->sw, err, sizeof err);
+    if (rc)
+        fail_msg("swarm_new: %s", err);
+}
+
+static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb, (void)flag, (void)ftw;
+    return remove(p);
+}
+
+static void on_closed(swarm_t *s, void *ud)
+{
+    (void)s;
+    check_on_loop();
+    ((node_t *)ud)->closed = 1;
+}
+
+static void nodes_close(uv_loop_t *loop, node_t *nodes, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (nodes[i].sw)
+            swarm_close(nodes[i].sw, on_closed, &nodes[i]);
+    assert_int_equal(uv_run(loop, UV_RUN_DEFAULT), 0);
+    for (size_t i = 0; i < n; i++) {
+        if (nodes[i].sw)
+            assert_true(nodes[i].closed);
+        nodes[i].sw = NULL;
+        cas_close(nodes[i].cas);
+        nftw(nodes[i].dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    }
+}
+
+/* Runs the loop until pred(ud) or the timeout; returns pred's last value. */
+static int run_until(uv_loop_t *loop, int (*pred)(void *), void *ud, int timeout_s)
+{
+    int64_t end = ox_time_mono_ns() + (int64_t)timeout_s * 1000000000;
+    while (!pred(ud) && ox_time_mono_ns() < end)
+        uv_run(loop, UV_RUN_ONCE); /* the swarm's timer ticks every 100 ms */
+    return pred(ud);
+}
+
+static uint8_t *random_bytes(size_t n, unsigned seed)
+{
+    uint8_t *p = malloc(n);
+    assert_non_null(p);
+    uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
+    for (size_t i = 0; i < n; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        p[i] = (uint8_t)(x >> 24);
+    }
+    return p;
+}
+
+static void ingest(cas_t *c, const uint8_t *p, size_t n, char digest[72])
+{
+    cas_ingest_t *in;
+    char err[256] = "";
+    assert_int_equal(cas_ingest_begin(c, NULL, n, &in), 0);
+    for (size_t off = 0; off < n;) {
+        size_t step = 1 + (off * 31 + 12345) % 300000; /* uneven writes */
+        if (step > n - off)
+            step = n - off;
+        assert_int_equal(cas_ingest_write(in, p + off, step), 0);
+        off += step;
+    }
+    int rc = cas_ingest_commit(in, digest, NULL, err, sizeof err);
+    if (rc)
+        fail_msg("commit: %s", err);
+}
+
+static json_t *status_of(swarm_t *s)
+{
+    char *text = swarm_status(s);
+    assert_non_null(text);
+    json_error_t je;
+    json_t *o = json_loads(text, 0, &je);
+    free(text);
+    assert_non_null(o);
+    return o;
+}
+
+static json_int_t status_int(swarm_t *s, const char *key)
+{
+    json_t *o = status_of(s);
+    json_int_t v = json_integer_value(json_object_get(o, key));
+    json_decref(o);
+    return v;
+}
+
+/* state of the torrent of digest in s's status, "" if none */
+static void torrent_state(swarm_t *s, const char *digest, char *out, size_t cap,
+                          json_int_t *uploaded)
+{
+    json_t *o = status_of(s), *t;
+    size_t i;
+    snprintf(out, cap, "%s", "");
+    json_array_foreach(json_object_get(o, "torrents"), i, t)
+    {
+        if (strcmp(json_string_value(json_object_get(t, "digest")), digest) == 0) {
+            snprintf(out, cap, "%s", json_string_value(json_object_get(t, "state")));
+            if (uploaded)
+                *uploaded = json_integer_value(json_object_get(t, "uploaded"));
+        }
+    }
+    json_decref(o);
+}
+
+typedef struct seeding_wait {
+    node_t *nodes;
+    size_t n;
+    const char *digest;
+} seeding_wait_t;
+
+static int all_seeding_and_listening(void *ud)
+{
+    seeding_wait_t *w = ud;
+    for (size_t i = 0; i < w->n; i++) {
+        char st[32];
+        torrent_state(w->nodes[i].sw, w->digest, st, sizeof st, NULL);
+        if (strcmp(st, "seeding") || !swarm_listen_port(w->nodes[i].sw))
+            return 0;
+    }
+    return 1;
+}
+
+static void endpoint_of(node_t *n, const char *ip, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s:%d", ip, swarm_listen_port(n->sw));
+}
+
+/* ---- fetch bookkeeping ----------------------------------------------------- */
+
+typedef struct fetch_ctx {
+    int done;
+    int status;
+    char msg[256];
+    uint64_t first_done, last_done, total;
+    int progress_calls;
+    int progress_backwards;
+} fetch_ctx_t;
+
+static void on_progress(swarm_fetch_t *f, uint64_t done, uint64_t total, void *ud)
+{
+    (void)f;
+    check_on_loop();
+    fetch_ctx_t *c = ud;
+    if (!c->progress_calls)
+        c->first_done = done;
+    if (done < c->last_done)
+        c->progress_backwards++;
+    c->progress_calls++;
+    c->last_done = done;
+    c->total = total;
+}
+
+static void on_done(swarm_fetch_t *f, int status, const char *msg, void *ud)
+{
+    (void)f;
+    check_on_loop();
+    fetch_ctx_t *c = ud;
+    c->done++;
+    c->status = status;
+    snprintf(c->msg, sizeof c->msg, "%s", msg ? msg : "");
+}
+
+static int fetch_done(void *ud)
+{
+    return ((fetch_ctx_t *)ud)->done > 0;
+}
+
+/* ---- tests --------------------------------------------------------------- */
+
+static void test_rate_parse(void **state)
+{
+    (void)state;
+    struct {
+        const char *in;
+        int rc;
+        uint64_t out;
+    } cases[] = {
+        {"100mbit", 0, 12500000},   {"12M", 0, 12582912},    {"12 M", 0, 12582912},
+        {"1.5K", 0, 1536},          {"10MB", 0, 10000000},   {"10MiB", 0, 10485760},
+        {"1gbit", 0, 125000000},    {"800kbit", 0, 100000},  {"4096", 0, 4096},
+        {"0", 0, 0},                {"", 0, 0},              {"unlimited", 0, 0},
+        {"-5", OX_EINVAL, 0},       {"12Q", OX_EINVAL, 0},   {"abc", OX_EINVAL, 0},
+        {"1e400", OX_EINVAL, 0},    {"12M x", OX_EINVAL, 0}, {"99999999999T", OX_EINVAL, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        uint64_t v = 777;
+        int rc = swarm_rate_parse(cases[i].in, &v);
+        if (rc != cases[i].rc || (rc == 0 && v != cases[i].out))
+            fail_msg("rate \"%s\": rc %d value %llu", cases[i].in, rc, (unsigned long long)v);
+    }
+    assert_int_equal(swarm_rate_parse(NULL, NULL), OX_EINVAL);
+
+    char ip[64];
+    int port;
+    assert_int_equal(swarm_endpoint_parse("127.0.0.2:6881", ip, sizeof ip, &port), 0);
+    assert_string_equal(ip, "127.0.0.2");
+    assert_int_equal(port, 6881);
+    assert_int_equal(swarm_endpoint_parse("[::1]:80", ip, sizeof ip, &port), 0);
+    assert_string_equal(ip, "::1");
+    assert_int_equal(swarm_endpoint_parse("example.com:80", ip, sizeof ip, &port), OX_EINVAL);
+    assert_int_equal(swarm_endpoint_parse("1.2.3.4:0", ip, sizeof ip, &port), OX_EINVAL);
+    assert_int_equal(swarm_endpoint_parse("1.2.3.4", ip, sizeof ip, &port), OX_EINVAL);
+    assert_int_equal(swarm_endpoint_parse("1.2.3.4:99999", ip, sizeof ip, &port), OX_EINVAL);
+    assert_int_equal(swarm_endpoint_parse("::1:80", ip, sizeof ip, &port), OX_EINVAL);
+}
+
+/* A blob committed to the store is hashed for its torrent in the same pass:
+ * the tap sees each byte once, the record exists right at commit, equals what
+ * libtorrent makes for the file, and the blob is then seeded. */
+static void test_tap_one_pass(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    node_t n;
+    node_open(&loop, &n, "127.0.0.2", 0, 0);
+    size_t size = (3u << 20) + 5;
+    uint8_t *data = random_bytes(size, 11);
+    char digest[72], path[512];
+    ingest(n.cas, data, size, digest);
+    assert_int_equal(status_int(n.sw, "tap_bytes"), (json_int_t)size);
+
+    void *rec = NULL, *tor = NULL, *lt_tor = NULL;
+    size_t rlen = 0, tlen = 0, lt_len = 0;
+    assert_int_equal(cas_meta_get(n.cas, "torrent", digest, &rec, &rlen), 0);
+    uint8_t ih[32], lt_ih[32];
+    const void *t;
+    size_t tl;
+    assert_int_equal(swarm__rec_parse(rec, rlen, ih, &t, &tl), 0);
+    assert_int_equal(cas_blob_path(n.cas, digest, path, sizeof path), 0);
+    assert_int_equal(swarm_engine_libtorrent.make_torrent(path, 1 << 20, &lt_tor, &lt_len, lt_ih), 0);
+    assert_memory_equal(ih, lt_ih, 32);
+    assert_int_equal(swarm_torrent_get(n.sw, digest, &tor, &tlen), 0);
+    assert_int_equal(tlen, tl);
+    assert_memory_equal(tor, t, tl);
+    assert_int_equal(swarm_torrent_get(n.sw, "sha256:0123", &tor, &tlen), OX_EINVAL);
+    char absent[72] = "sha256:";
+    memset(absent + 7, 'a', 64);
+    absent[71] = 0;
+    assert_int_equal(swarm_torrent_get(n.sw, absent, &tor, &tlen), OX_ENOTFOUND);
+
+    seeding_wait_t w = {&n, 1, digest};
+    assert_true(run_until(&loop, all_seeding_and_listening, &w, 20));
+    assert_int_equal(status_int(n.sw, "tap_bytes"), (json_int_t)size); /* no second pass */
+    assert_int_equal(status_int(n.sw, "thread_violations"), 0);
+    free(rec);
+    free(tor);
+    free(lt_tor);
+    free(data);
+    nodes_close(&loop, &n, 1);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+/* A blob that entered the store without the tap (e.g. an adopted Ollama
+ * dir) gets its record lazily in the work pool and is seeded. */
+static int record_ready(void *ud)
+{
+    void **a = ud;
+    void *bytes = NULL;
+    size_t len;
+    int rc = swarm_torrent_get(a[0], a[1], &bytes, &len);
+    free(bytes);
+    return rc == 0;
+}
+
+static void test_lazy_record(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    node_t n;
+    node_open(&loop, &n, "127.0.0.2", 0, 0);
+    size_t size = (2u << 20) + 77;
+    uint8_t *data = random_bytes(size, 12);
+    char digest[72], hex[65], path[512];
+    ox_sha256_hex(data, size, hex);
+    snprintf(digest, sizeof digest, "sha256:%s", hex);
+    /* committed with the tap out of the way */
+    swarm_t *sw = n.sw;
+    cas_set_tap(n.cas, NULL);
+    char tmp[512];
+    snprintf(tmp, sizeof tmp, "%s/in", cas_tmp_dir(n.cas));
+    assert_int_equal(ox_fs_write_atomic(tmp, data, size), 0);
+    char err[256];
+    assert_int_equal(cas_blob_adopt(n.cas, tmp, digest, err, sizeof err), 0);
+    assert_int_equal(status_int(sw, "tap_bytes"), 0);
+
+    void *bytes = NULL;
+    size_t len = 0;
+    assert_int_equal(swarm_torrent_get(sw, digest, &bytes, &len), OX_EBUSY);
+    void *args[2] = {sw, digest};
+    assert_true(run_until(&loop, record_ready, args, 20));
+    assert_int_equal(swarm_seed_all(sw), 1);
+    seeding_wait_t w = {&n, 1, digest};
+    assert_true(run_until(&loop, all_seeding_and_listening, &w, 20));
+
+    uint8_t ih[32], lt_ih[32];
+    char name[128], e[128];
+    uint64_t sz;
+    void *lt_tor;
+    size_t lt_len;
+    assert_int_equal(swarm_torrent_get(sw, digest, &bytes, &len), 0);
+    assert_int_equal(swarm_engine_libtorrent.inspect(bytes, len, ih, name, sizeof name, &sz, e, sizeof e), 0);
+    assert_int_equal(cas_blob_path(n.cas, digest, path, sizeof path), 0);
+    assert_int_equal(swarm_engine_libtorrent.make_torrent(path, 1 << 20, &lt_tor, &lt_len, lt_ih), 0);
+    assert_memory_equal(ih, lt_ih, 32);
+    assert_int_equal(sz, size);
+    free(lt_tor);
+    free(bytes);
+    free(data);
+    nodes_close(&loop, &n, 1);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+struct up_wait {
+    void **nodes;
+    size_t size;
+};
+
+static int uploads_seen(void *ud)
+{
+    struct up_wait *w = ud;
+    node_t *a = w->nodes[0], *b = w->nodes[1];
+    return status_int(a->sw, "bytes_up") + status_int(b->sw, "bytes_up") >= (json_int_t)w->size;
+}
+
+/* Holders A and B (upload capped so both contribute) serve C. */
+static void test_fetch_from_two_seeders(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    node_t nodes[3];
+    const char *ips[3] = {"127.0.0.2", "127.0.0.3", "127.0.0.4"};
+    node_open(&loop, &nodes[0], ips[0], 8u << 20, 0);
+    node_open(&loop, &nodes[1], ips[1], 8u << 20, 0);
+    node_open(&loop, &nodes[2], ips[2], 0, 0);
+    size_t size = (24u << 20) + 12345;
+    uint8_t *data = random_bytes(size, 21);
+    char digest[72], d2[72];
+    ingest(nodes[0].cas, data, size, digest);
+    ingest(nodes[1].cas, data, size, d2);
+    assert_string_equal(digest, d2);
+    seeding_wait_t w = {nodes, 2, digest};
+    assert_true(run_until(&loop, all_seeding_and_listening, &w, 20));
+
+    /* same content, same torrent on both holders */
+    void *ta, *tb;
+    size_t la, lb;
+    assert_int_equal(swarm_torrent_get(nodes[0].sw, digest, &ta, &la), 0);
+    assert_int_equal(swarm_torrent_get(nodes[1].sw, digest, &tb, &lb), 0);
+    assert_int_equal(la, lb);
+    assert_memory_equal(ta, tb, la);
+
+    char ea[64], eb[64];
+    endpoint_of(&nodes[0], ips[0], ea, sizeof ea);
+    endpoint_of(&nodes[1], ips[1], eb, sizeof eb);
+    const char *peers[2] = {ea, eb};
+    fetch_ctx_t fc = {0};
+    swarm_fetch_t *f = NULL;
+
+    /* refusals, before anything starts */
+    char other[72] = "sha256:";
+    memset(other + 7, 'b', 64);
+    other[71] = 0;
+    const char *bad_peer[1] = {"nowhere"};
+    assert_int_equal(swarm_fetch_start(nodes[2].sw, other, ta, la, peers, 2, NULL, on_progress,
+                                       on_done, &fc, &f), OX_EINVAL); /* torrent of other data */
+    assert_int_equal(swarm_fetch_start(nodes[2].sw, digest, "d4:infoe", 8, peers, 2, NULL,
+                                       on_progress, on_done, &fc, &f), OX_EINVAL);
+    assert_int_equal(swarm_fetch_start(nodes[2].sw, digest, ta, la, bad_peer, 1, NULL,
+                                       on_progress, on_done, &fc, &f), OX_EINVAL);
+    assert_int_equal(swarm_fetch_start(nodes[0].sw, digest, ta, la, peers, 2, NULL, on_progress,
+                                       on_done, &fc, &f), OX_EEXIST);
+
+    int64_t t0 = ox_time_mono_ns();
+    assert_int_equal(swarm_fetch_start(nodes[2].sw, digest, ta, la, peers, 2, NULL, on_progress,
+                                       on_done, &fc, &f), 0);
+    assert_int_equal(swarm_fetch_start(nodes[2].sw, digest, ta, la, peers, 2, NULL, on_progress,
+                                       on_done, &fc, NULL), OX_EBUSY);
+    assert_string_equal(swarm_fetch_digest(f), digest);
+    assert_true(run_until(&loop, fetch_done, &fc, 120));
+    double secs = (double)(ox_time_mono_ns() - t0) / 1e9;
+    if (fc.status)
+        fail_msg("fetch failed: %s", fc.msg);
+    assert_int_equal(fc.done, 1);
+    assert_true(fc.progress_calls >= 2);
+    assert_int_equal(fc.progress_backwards, 0);
+    assert_int_equal(fc.last_done, size);
+    assert_int_equal(fc.total, size);
+    uint64_t got;
+    assert_int_equal(cas_blob_stat(nodes[2].cas, digest, &got), 0);
+    assert_int_equal(got, size);
+    assert_int_equal(cas_blob_verify(nodes[2].cas, digest), 0);
+    fprintf(stderr, "# fetched %zu bytes from two capped seeders in %.2f s\n", size, secs);
+
+    /* the fetcher now seeds it, and both holders sent bytes */
+    seeding_wait_t w3 = {nodes, 3, digest};
+    assert_true(run_until(&loop, all_seeding_and_listening, &w3, 20));
+    /* seeders' counters arrive with their next state updates */
+    void *pair[2] = {&nodes[0], &nodes[1]};
+    struct up_wait uw = {pair, size};
+    run_until(&loop, uploads_seen, &uw, 10);
+    json_int_t up_a = status_int(nodes[0].sw, "bytes_up"), up_b = status_int(nodes[1].sw, "bytes_up");
+    fprintf(stderr, "# uploaded: A %lld, B %lld\n", (long long)up_a, (long long)up_b);
+    assert_true(up_a > 0);
+    assert_true(up_b > 0);
+    assert_true(up_a + up_b >= (json_int_t)size);
+    fprintf(stderr, "# downloaded: C %lld\n", (long long)status_int(nodes[2].sw, "bytes_down"));
+    assert_true(status_int(nodes[2].sw, "bytes_down") >= (json_int_t)size);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(status_int(nodes[i].sw, "thread_violations"), 0);
+    assert_int_equal(off_loop_callbacks, 0);
+    /* nothing staged is left behind */
+    char stage[512];
+    snprintf(stage, sizeof stage, "%s/swarm/%s", cas_tmp_dir(nodes[2].cas), digest + 7);
+    assert_int_not_equal(access(stage, F_OK), 0);
+    free(ta);
+    free(tb);
+    free(data);
+    nodes_close(&loop, nodes, 3);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+/* B checks its blob, then its file rots on disk (bytes flipped under it).
+ * C fetches from A and B: B's bad blocks fail their hashes, B is banned or at
+ * least counted, and C completes from A with the right digest. */
+static void test_corrupt_seeder(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    node_t nodes[3];
+    const char *ips[3] = {"127.0.0.2", "127.0.0.3", "127.0.0.4"};
+    node_open(&loop, &nodes[0], ips[0], 6u << 20, 0);
+    node_open(&loop, &nodes[1], ips[1], 0, 1); /* verifies, then trusts what it checked */
+    node_open(&loop, &nodes[2], ips[2], 0, 0);
+    size_t size = (12u << 20) + 999;
+    uint8_t *data = random_bytes(size, 31);
+    char digest[72], path[512];
+    ingest(nodes[0].cas, data, size, digest);
+    ingest(nodes[1].cas, data, size, digest);
+    seeding_wait_t w = {nodes, 2, digest};
+    assert_true(run_until(&loop, all_seeding_and_listening, &w, 30));
+
+    /* rot: one flipped byte in every piece of B's copy */
+    assert_int_equal(cas_blob_path(nodes[1].cas, digest, path, sizeof path), 0);
+    chmod(path, 0644);
+    int fd = open(path, O_WRONLY);
+    assert_true(fd >= 0);
+    for (size_t off = 5000; off < size; off += 1u << 20) {
+        uint8_t b = data[off] ^ 0x5a;
+        assert_int_equal(pwrite(fd, &b, 1, (off_t)off), 1);
+    }
+    close(fd);
+
+    void *ta;
+    size_t la;
+    assert_int_equal(swarm_torrent_get(nodes[0].sw, digest, &ta, &la), 0);
+    char ea[64], eb[64];
+    endpoint_of(&nodes[0], ips[0], ea, sizeof ea);
+    endpoint_of(&nodes[1], ips[1], eb, sizeof eb);
+    const char *peers[2] = {eb, ea};
+    fetch_ctx_t fc = {0};
+    assert_int_equal(swarm_fetch_start(nodes[2].sw, digest, ta, la, peers, 2, NULL, on_progress,
+                                       on_done, &fc, NULL), 0);
+    assert_true(run_until(&loop, fetch_done, &fc, 120));
+    if (fc.status)
+        fail_msg("fetch failed: %s", fc.msg);
+    assert_int_equal(cas_blob_verify(nodes[2].cas, digest), 0);
+    json_t *st = status_of(nodes[2].sw);
+    json_int_t fails = json_integer_value(json_object_get(st, "hash_failures"));
+    size_t n_banned = json_array_size(json_object_get(st, "banned"));
+    char *text = json_dumps(json_object_get(st, "banned"), 0);
+    fprintf(stderr, "# hash failures %lld, banned %s\n", (long long)fails, text);
+    free(text);
+    assert_true(fails > 0);
+    assert_true(n_banned >= 1);
+    assert_string_equal(json_string_value(json_array_get(json_object_get(st, "banned"), 0)), eb);
+    json_decref(st);
+    assert_int_equal(off_loop_callbacks, 0);
+    free(ta);
+    free(data);
+    nodes_close(&loop, nodes, 3);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+int main(void)
+{
+    main_thread = uv_thread_self();
+    if (getenv("TEST_FILTER"))
+        cmocka_set_test_filter(getenv("TEST_FILTER"));
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_rate_parse),
+        cmocka_unit_test(test_tap_one_pass),
+        cmocka_unit_test(test_lazy_record),
+        cmocka_unit_test(test_fetch_from_two_seeders),
+        cmocka_unit_test(test_corrupt_seeder),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
