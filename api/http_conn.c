@@ -432,7 +432,17 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
         c->rlen -= c->roff;
         c->roff = 0;
     }
-    if (c->want_rcap > c->rcap) {
+    if (c->want_rcap && c->want_rcap < c->rcap && c->rlen - c->roff <= c->want_rcap / 2) {
+        /* body done: an idle keep-alive connection keeps only a small buffer */
+        memmove(c->rbuf, c->rbuf + c->roff, c->rlen - c->roff);
+        c->rlen -= c->roff;
+        c->roff = 0;
+        char *nb = realloc(c->rbuf, c->want_rcap);
+        if (nb) {
+            c->rbuf = nb;
+            c->rcap = c->want_rcap;
+        }
+    } else if (c->want_rcap > c->rcap) {
         char *nb = realloc(c->rbuf, c->want_rcap);
         if (nb) {
             c->rbuf = nb;
@@ -544,6 +554,8 @@ void http_conn_req_done(http_conn_t *c)
     http_req_release(r);
     c->err_status = 0;
     c->err_msg = NULL;
+    if (c->rcap > HTTP_RBUF_SMALL)
+        c->want_rcap = HTTP_RBUF_SMALL;
     if (!keep || c->srv->closing) {
         c->want_close = 1;
         if (c->nwrites == 0)

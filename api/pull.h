@@ -69,4 +69,14 @@ char *pull_sidecar_format(const char *digest, uint64_t total, const pull_part_t 
 int pull_sidecar_parse(const char *text, size_t len, const char *digest, uint64_t total,
                        uint64_t partial_size, pull_part_t *parts, size_t n);
 
+/* Where the download of digest (total bytes) into the partial file open as
+ * fd resumes: plans the parts (pull_plan with min_part) and fills their done
+ * counts from the sidecar at sidecar_path when it is usable. When it is not
+ * (missing, truncated, corrupt, another plan, claims bytes past the end of
+ * the partial), the partial is truncated to 0 and the sidecar removed, so the
+ * blob restarts from zero; *restarted tells whether anything was discarded.
+ * *parts is malloc'd (caller frees). OX_EIO when the files cannot be fixed. */
+int pull_resume_prepare(int fd, const char *sidecar_path, const char *digest, uint64_t total,
+                        uint64_t min_part, pull_part_t **parts, size_t *n, int *restarted);
+
 #endif

@@ -366,7 +366,6 @@ static int same_origin(const char *a, const char *b)
     return la == lb && strncasecmp(a, b, la) == 0;
 }
 
-static void locate_blob(pull_t *pl);
 
 static void begin_download(pull_t *pl)
 {
@@ -393,7 +392,7 @@ static void on_head_done(curluv_req_t *r, int result, void *ud)
         return;
     }
     if (st == 401) {
-        if (pull_auth_start(pl, r, locate_blob) != 0)
+        if (pull_auth_start(pl, r, pull_blob_locate) != 0)
             pull_fail(pl, "pull model blob %.19s: 401 Unauthorized", b->digest);
         return;
     }
@@ -415,7 +414,7 @@ static void on_head_done(curluv_req_t *r, int result, void *ud)
     begin_download(pl);
 }
 
-static void locate_blob(pull_t *pl)
+void pull_blob_locate(pull_t *pl)
 {
     char url[1400];
     snprintf(url, sizeof(url), "%sblobs/%s", pl->base, cur_blob(pl)->digest);
@@ -434,8 +433,8 @@ static void locate_blob(pull_t *pl)
 
 static void on_lock_retry(uv_timer_t *t) { pull_blob_start(t->data); }
 
-/* Loads the plan and the sidecar; a sidecar that does not fit means the
- * bytes in the partial cannot be trusted, so the blob restarts from zero. */
+/* Plans the current blob's parts and picks up what the sidecar says is
+ * already on disk (pull_resume_prepare). */
 static int load_progress(pull_t *pl)
 {
     const cas_layer_t *b = cur_blob(pl);
@@ -444,32 +443,19 @@ static int load_progress(pull_t *pl)
     pl->parts = NULL;
     pl->xfers = NULL;
     pl->n_parts = 0;
-    int rc = pull_plan(b->size, pull_part_min(), PULL_PART_MAX, &pl->parts, &pl->n_parts);
+    int restarted = 0;
+    int rc = pull_resume_prepare(pl->fd, pl->sidecar, b->digest, b->size, pull_part_min(),
+                                 &pl->parts, &pl->n_parts, &restarted);
     if (rc)
         return rc;
     pl->xfers = calloc(pl->n_parts, sizeof(*pl->xfers));
     if (!pl->xfers)
         return OX_ENOMEM;
-    struct stat st;
-    if (fstat(pl->fd, &st) != 0)
-        return OX_EIO;
-    char *text = NULL;
-    size_t len = 0;
-    int have = ox_fs_read_all(pl->sidecar, 1u << 20, &text, &len) == 0;
-    if (!have || pull_sidecar_parse(text, len, b->digest, b->size, (uint64_t)st.st_size,
-                                    pl->parts, pl->n_parts) != 0) {
-        if (have)
-            OX_INFO("pull: %s: unusable progress record, restarting the blob", pl->sidecar);
-        if (st.st_size > 0 && ftruncate(pl->fd, 0) != 0) {
-            free(text);
-            return OX_EIO;
-        }
-        unlink(pl->sidecar);
-    } else if (completed_bytes(pl) > 0) {
+    if (restarted)
+        OX_INFO("pull: %s: no usable progress record, restarting the blob", pl->sidecar);
+    else if (completed_bytes(pl) > 0)
         OX_INFO("pull: resuming %.19s at %" PRIu64 " of %" PRIu64 " bytes", b->digest,
                 completed_bytes(pl), b->size);
-    }
-    free(text);
     pl->unsynced = 0;
     pl->ckpt_again = 0;
     pl->finishing_blob = 0;
@@ -532,5 +518,5 @@ void pull_blob_start(pull_t *pl)
         finish_blob(pl);  /* killed after the download, before the adopt */
         return;
     }
-    locate_blob(pl);
+    pull_swarm_start(pl);
 }

@@ -77,6 +77,11 @@ const char *const *pull_headers(pull_t *pl, int send_token, const char *extra);
 void pull_next_blob(pull_t *pl);
 /* Starts (or resumes) the download of pl->blobs[pl->cur] (pull_blob.c). */
 void pull_blob_start(pull_t *pl);
+/* Downloads the current blob from the registry over HTTP (pull_blob.c). */
+void pull_blob_locate(pull_t *pl);
+/* Fetches the current blob through the swarm when a peer holds it, else
+ * falls back to pull_blob_locate (pull_swarm.c). */
+void pull_swarm_start(pull_t *pl);
 /* Drops the current blob's state (closes the partial fd, keeps the file). */
 void pull_blob_release(pull_t *pl);
 /* Runs the 401 dance: fetch a token for the challenge in r and then call

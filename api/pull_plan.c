@@ -5,10 +5,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "api/pull.h"
 #include "common/buf.h"
 #include "common/err.h"
+#include "common/fs.h"
 #include "common/sha256.h"
 
 int pull_plan(uint64_t total, uint64_t min_part, uint64_t max_part, pull_part_t **parts,
@@ -238,5 +241,44 @@ int pull_sidecar_parse(const char *text, size_t len, const char *digest, uint64_
         for (size_t i = 0; i < n; i++)
             parts[i].done = done[i];
     free(done);
+    return rc;
+}
+
+int pull_resume_prepare(int fd, const char *sidecar_path, const char *digest, uint64_t total,
+                        uint64_t min_part, pull_part_t **parts, size_t *n, int *restarted)
+{
+    *restarted = 0;
+    int rc = pull_plan(total, min_part, PULL_PART_MAX, parts, n);
+    if (rc)
+        return rc;
+    struct stat st;
+    char *text = NULL;
+    size_t len = 0;
+    if (fstat(fd, &st) != 0) {
+        rc = OX_EIO;
+        goto fail;
+    }
+    int have = ox_fs_read_all(sidecar_path, 1u << 20, &text, &len) == 0;
+    if (have && pull_sidecar_parse(text, len, digest, total, (uint64_t)st.st_size, *parts,
+                                   *n) == 0) {
+        free(text);
+        return 0;
+    }
+    free(text);
+    /* Bytes without a trustworthy record are worthless: start over. */
+    *restarted = have || st.st_size > 0;
+    if (st.st_size > 0 && ftruncate(fd, 0) != 0) {
+        rc = OX_EIO;
+        goto fail;
+    }
+    if (have && unlink(sidecar_path) != 0) {
+        rc = OX_EIO;
+        goto fail;
+    }
+    return 0;
+fail:
+    free(*parts);
+    *parts = NULL;
+    *n = 0;
     return rc;
 }

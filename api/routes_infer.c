@@ -256,7 +256,7 @@ static json_t *answer(infer_call_t *c, const char *text, size_t len, int done,
     json_t *o = json_object();
     json_object_set_new(o, "model", json_string(c->model));
     json_object_set_new(o, "created_at", json_string(ts));
-    if (c->q.kind == RUNNER_CHAT || c->chat) {
+    if (c->chat) {
         json_t *msg = json_object();
         json_object_set_new(msg, "role", json_string("assistant"));
         json_object_set_new(msg, "content", json_stringn(text, len));
@@ -455,6 +455,7 @@ void api_route_chat(node_t *node, http_req_t *req)
             goto bad;
         }
     }
+    c->chat = 1;
     c->q.kind = json_array_size(msgs) == 0 ? RUNNER_LOAD : RUNNER_CHAT;
     c->q.body = body;
     c->sink.on_text = gen_text;

@@ -44,7 +44,7 @@ struct infer_call {
     int64_t created_s;      /* openai */
     char id[40];            /* openai */
     int include_usage;      /* openai */
-    int chat;               /* openai: chat.completion vs text_completion */
+    int chat;               /* chat shape: /api/chat, chat.completion */
     int sent_role;          /* openai: first delta sent */
 };
 

@@ -109,22 +109,42 @@ static float dot_q5_0_q8_0(int n, const void *w, const void *a)
     return hsum_ps(acc);
 }
 
+/* 8 scales and 8 mins (6 bits each) of a Q4_K block, as bytes */
+static inline void q4k_unpack(const uint8_t *s, uint8_t *sc, uint8_t *m)
+{
+    uint32_t u[3], a[2], b[2];
+    memcpy(u, s, 12);
+    a[0] = u[0] & 0x3f3f3f3f;
+    a[1] = (u[2] & 0x0f0f0f0f) | ((u[0] >> 6) & 0x03030303) << 4;
+    b[0] = u[1] & 0x3f3f3f3f;
+    b[1] = ((u[2] >> 4) & 0x0f0f0f0f) | ((u[1] >> 6) & 0x03030303) << 4;
+    memcpy(sc, a, 8);
+    memcpy(m, b, 8);
+}
+
+/* sum_j m[j] * (bsums[2j] + bsums[2j+1]) */
+static inline __m128i q4k_mins(const uint8_t *m, const int16_t *bsums)
+{
+    __m128i b0 = _mm_loadu_si128((const __m128i *)bsums);
+    __m128i b1 = _mm_loadu_si128((const __m128i *)(bsums + 8));
+    __m128i pairs = _mm_hadd_epi16(b0, b1);
+    __m128i mv = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)m));
+    return _mm_madd_epi16(pairs, mv);
+}
+
 static float dot_q4_k_q8_k(int n, const void *w, const void *a)
 {
     const blk_q4_k *x = w;
     const blk_q8_k *y = a;
     int nb = n / QK_K;
     __m256 acc = _mm256_setzero_ps();
-    float mins = 0;
+    __m128 accm = _mm_setzero_ps();
     const __m256i m4 = _mm256_set1_epi8(15);
     for (int i = 0; i < nb; i++) {
         uint8_t sc[8], m[8];
-        for (int j = 0; j < 8; j++)
-            q4k_scale_min(j, x[i].scales, &sc[j], &m[j]);
-        int summ = 0;
-        for (int j = 0; j < 8; j++)
-            summ += m[j] * (y[i].bsums[2 * j] + y[i].bsums[2 * j + 1]);
-        mins += y[i].d * q_f16_to_f32(x[i].dmin) * (float)summ;
+        q4k_unpack(x[i].scales, sc, m);
+        accm = _mm_fmadd_ps(_mm_set1_ps(y[i].d * f16(x[i].dmin)),
+                            _mm_cvtepi32_ps(q4k_mins(m, y[i].bsums)), accm);
         __m256i sumi = _mm256_setzero_si256();
         for (int c = 0; c < 4; c++) {
             __m256i q4 = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * c));
@@ -138,7 +158,9 @@ static float dot_q4_k_q8_k(int n, const void *w, const void *a)
         }
         acc = _mm256_fmadd_ps(_mm256_set1_ps(y[i].d * f16(x[i].d)), _mm256_cvtepi32_ps(sumi), acc);
     }
-    return hsum_ps(acc) - mins;
+    __m128 mm = _mm_add_ps(accm, _mm_movehl_ps(accm, accm));
+    mm = _mm_add_ss(mm, _mm_movehdup_ps(mm));
+    return hsum_ps(acc) - _mm_cvtss_f32(mm);
 }
 
 static float dot_q6_k_q8_k(int n, const void *w, const void *a)

@@ -4,6 +4,8 @@
  * which is what makes batched prompt processing faster than decode. */
 #include "inference/quant.h"
 
+#include <string.h>
+
 #if defined(__x86_64__) && defined(__GNUC__)
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")
@@ -169,12 +171,110 @@ static void dot_q4_0_q8_0_x4(int n, const void *w, const void *a, size_t st, flo
     }
 }
 
+/* Q4_K: a 64-value chunk is 32 bytes of nibbles (low = sub-block 2c, high =
+ * 2c+1), which lines up with 64 contiguous activation bytes: one VNNI dot
+ * gives 8 lanes per sub-block, scaled in float. */
+static float dot_q4_k_q8_k(int n, const void *w, const void *a)
+{
+    const blk_q4_k *x = w;
+    const blk_q8_k *y = a;
+    int nb = n / QK_K;
+    const __m256i m4 = _mm256_set1_epi8(15);
+    __m512 acc = _mm512_setzero_ps();
+    float mins = 0;
+    for (int i = 0; i < nb; i++) {
+        uint32_t u[3], sv[2], mv[2];
+        memcpy(u, x[i].scales, 12);
+        sv[0] = u[0] & 0x3f3f3f3f;
+        sv[1] = (u[2] & 0x0f0f0f0f) | ((u[0] >> 6) & 0x03030303) << 4;
+        mv[0] = u[1] & 0x3f3f3f3f;
+        mv[1] = ((u[2] >> 4) & 0x0f0f0f0f) | ((u[1] >> 6) & 0x03030303) << 4;
+        const uint8_t *sc = (const uint8_t *)sv, *m = (const uint8_t *)mv;
+        __m128i b0 = _mm_loadu_si128((const __m128i *)y[i].bsums);
+        __m128i b1 = _mm_loadu_si128((const __m128i *)(y[i].bsums + 8));
+        __m128i pm = _mm_madd_epi16(_mm_hadd_epi16(b0, b1),
+                                    _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)m)));
+        pm = _mm_add_epi32(pm, _mm_shuffle_epi32(pm, 0x4e));
+        pm = _mm_add_epi32(pm, _mm_shuffle_epi32(pm, 0xb1));
+        float d = y[i].d * f16(x[i].d);
+        mins += y[i].d * f16(x[i].dmin) * (float)_mm_cvtsi128_si32(pm);
+        __m512i sumi = _mm512_setzero_si512();
+        for (int c = 0; c < 4; c++) {
+            __m256i q4 = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * c));
+            __m512i q = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(q4, m4)),
+                                           _mm256_and_si256(_mm256_srli_epi16(q4, 4), m4), 1);
+            __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q,
+                                            _mm512_loadu_si512(y[i].qs + 64 * c));
+            /* integer scales: exact, and one float conversion per block */
+            __m512i s16 = _mm512_inserti64x4(_mm512_set1_epi32(sc[2 * c]),
+                                             _mm256_set1_epi32(sc[2 * c + 1]), 1);
+            sumi = _mm512_add_epi32(sumi, _mm512_mullo_epi32(p, s16));
+        }
+        acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sumi), acc);
+    }
+    return _mm512_reduce_add_ps(acc) - mins;
+}
+
+/* Q6_K: quarters (0,1) and (2,3) of each 128-value half line up with 64
+ * contiguous activation bytes; each 4 int32 lanes of a VNNI dot are one
+ * 16-value group with its own scale. The -32 offset comes from bsums. */
+static float dot_q6_k_q8_k(int n, const void *w, const void *a)
+{
+    const blk_q6_k *x = w;
+    const blk_q8_k *y = a;
+    int nb = n / QK_K;
+    const __m256i m4 = _mm256_set1_epi8(15), m2 = _mm256_set1_epi8(3);
+    const __m512i idx0 = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+    __m512 acc = _mm512_setzero_ps();
+    float offs = 0;
+    for (int i = 0; i < nb; i++) {
+        float d = f16(x[i].d) * y[i].d;
+        __m128i s8 = _mm_loadu_si128((const __m128i *)x[i].scales);
+        __m512i s32 = _mm512_cvtepi8_epi32(s8);
+        __m256i bs = _mm256_loadu_si256((const __m256i *)y[i].bsums);
+        __m256i po = _mm256_madd_epi16(bs, _mm256_cvtepi8_epi16(s8));
+        __m128i o = _mm_add_epi32(_mm256_castsi256_si128(po), _mm256_extracti128_si256(po, 1));
+        o = _mm_add_epi32(o, _mm_shuffle_epi32(o, 0x4e));
+        o = _mm_add_epi32(o, _mm_shuffle_epi32(o, 0xb1));
+        offs += d * 32.0f * (float)_mm_cvtsi128_si32(o);
+        __m512i sumi = _mm512_setzero_si512();
+        for (int h = 0; h < 2; h++) {
+            const uint8_t *ql = x[i].ql + 64 * h, *qh = x[i].qh + 32 * h;
+            const int8_t *q8 = y[i].qs + 128 * h;
+            __m256i b1 = _mm256_loadu_si256((const __m256i *)ql);
+            __m256i b2 = _mm256_loadu_si256((const __m256i *)(ql + 32));
+            __m256i bh = _mm256_loadu_si256((const __m256i *)qh);
+            __m256i q0 = _mm256_or_si256(_mm256_and_si256(b1, m4),
+                                         _mm256_slli_epi16(_mm256_and_si256(bh, m2), 4));
+            __m256i q1 = _mm256_or_si256(_mm256_and_si256(b2, m4),
+                                         _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(bh, 2), m2), 4));
+            __m256i q2 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b1, 4), m4),
+                                         _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(bh, 4), m2), 4));
+            __m256i q3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b2, 4), m4),
+                                         _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(bh, 6), m2), 4));
+            __m512i qa = _mm512_inserti64x4(_mm512_castsi256_si512(q0), q1, 1);
+            __m512i qb = _mm512_inserti64x4(_mm512_castsi256_si512(q2), q3, 1);
+            __m512i pa = _mm512_dpbusd_epi32(_mm512_setzero_si512(), qa, _mm512_loadu_si512(q8));
+            __m512i pb = _mm512_dpbusd_epi32(_mm512_setzero_si512(), qb, _mm512_loadu_si512(q8 + 64));
+            /* groups 8h+0..3 for pa, 8h+4..7 for pb */
+            __m512i sa = _mm512_permutexvar_epi32(_mm512_add_epi32(idx0, _mm512_set1_epi32(8 * h)), s32);
+            __m512i sb = _mm512_permutexvar_epi32(_mm512_add_epi32(idx0, _mm512_set1_epi32(8 * h + 4)), s32);
+            sumi = _mm512_add_epi32(sumi, _mm512_add_epi32(_mm512_mullo_epi32(pa, sa),
+                                                           _mm512_mullo_epi32(pb, sb)));
+        }
+        acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sumi), acc);
+    }
+    return _mm512_reduce_add_ps(acc) - offs;
+}
+
 #pragma GCC pop_options
 
 const q_kernels_t q_kernels_avx512 = {
     .vec_dot = {
         [GGML_T_Q8_0] = dot_q8_0_q8_0,
         [GGML_T_Q4_0] = dot_q4_0_q8_0,
+        [GGML_T_Q4_K] = dot_q4_k_q8_k,
+        [GGML_T_Q6_K] = dot_q6_k_q8_k,
     },
     .vec_dot_x4 = {
         [GGML_T_Q8_0] = dot_q8_0_q8_0_x4,

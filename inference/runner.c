@@ -57,6 +57,8 @@ static void job_free(runner_job_t *j)
 static void job_finish(runner_job_t *j)
 {
     rmodel_t *m = j->model;
+    if (j->rc == OX_ECANCELED)
+        OX_INFO("request on %s cancelled after %d tokens", m ? m->name : "?", j->res.eval_count);
     if (j->cb.on_done)
         j->cb.on_done(j->ud, j->rc, j->err, j->rc == 0 ? &j->res : NULL);
     job_free(j);

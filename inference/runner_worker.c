@@ -256,35 +256,15 @@ static int eval_prompt(rslot_t *s, runner_job_t *j, const int32_t *tokens, size_
     return 0;
 }
 
-/* Texts of every token, for the JSON constraint. */
-static char **vocab_texts(const tok_t *t, size_t n)
-{
-    char **v = calloc(n, sizeof *v);
-    if (!v)
-        return NULL;
-    ox_buf_t b = OX_BUF_INIT;
-    for (size_t i = 0; i < n; i++) {
-        ox_buf_reset(&b);
-        if (tok_type(t, (int32_t)i) != TOK_T_CONTROL)
-            tok_decode_token(t, (int32_t)i, false, &b);
-        v[i] = strdup(b.data ? b.data : "");
-        if (!v[i]) {
-            for (size_t k = 0; k < i; k++)
-                free(v[k]);
-            free(v);
-            ox_buf_free(&b);
-            return NULL;
-        }
-    }
-    ox_buf_free(&b);
-    return v;
-}
-
-static void emit(runner_job_t *j, rstop_t *st, const char *text, size_t len, int *stopped)
+static void emit(runner_job_t *j, smp_stop_t *st, const char *text, size_t len, int *stopped)
 {
     ox_buf_t out = OX_BUF_INIT;
-    if (!*stopped && rstop_push(st, text, len, &out) == 1)
-        *stopped = 1;
+    bool hit = false;
+    if (!*stopped) {
+        smp_stop_feed(st, text, len, &out, &hit);
+        if (hit)
+            *stopped = 1;
+    }
     if (out.len)
         runner_post(j->model->runner, EV_TEXT, j, NULL, out.data, out.len);
     ox_buf_free(&out);
@@ -296,18 +276,21 @@ static int run_generate(rslot_t *s, runner_job_t *j)
 {
     rmodel_t *m = s->model;
     long n_ctx = (long)infer_ctx_n_ctx(s->ctx);
-    ox_buf_t text = OX_BUF_INIT;
+    ox_buf_t text = OX_BUF_INIT, piece = OX_BUF_INIT;
     int32_t *tokens = NULL, *outtok = NULL;
+    float *lbuf = NULL;
     size_t n = 0, n_out = 0;
-    char **vt = NULL;
-    uint8_t *allow = NULL;
     size_t n_vocab = tok_n_vocab(m->tok);
-    rsampler_t smp;
-    rstop_t st;
+    const infer_model_info_t *info = infer_model_info(m->im);
+    size_t n_logits = info->n_vocab;
+    smp_t *smp = NULL;
+    smp_stop_t st;
     tok_stream_t ts;
-    memset(&smp, 0, sizeof smp);
-    rstop_init(&st, NULL);
+    rjson_t js;
+    int json = j->q.format == RUNNER_FORMAT_JSON;
+    memset(&st, 0, sizeof st);
     tok_stream_init(&ts, m->tok);
+    rjson_init(&js);
     int rc = build_prompt(s, j, &text, n_ctx);
     if (rc == 0)
         rc = prompt_tokens(s, j, &text, &tokens, &n);
@@ -322,29 +305,25 @@ static int run_generate(rslot_t *s, runner_job_t *j)
     if ((long)n >= n_ctx) {
         /* keep BOS and the newest tokens, leaving room to answer */
         size_t keep = tok_add_bos(m->tok) && tokens[0] == tok_bos(m->tok) ? 1 : 0;
-        size_t want = (size_t)n_ctx / 2;
-        size_t drop = n - want;
+        size_t drop = n - (size_t)n_ctx / 2;
         memmove(tokens + keep, tokens + keep + drop, (n - keep - drop) * sizeof *tokens);
         n -= drop;
     }
-    if ((rc = rsampler_init(&smp, j->q.options, n_vocab)) != 0 ||
-        (rc = rstop_init(&st, json_object_get(j->q.options, "stop"))) != 0) {
-        fail(j, rc, "%s", NULL);
+    smp_params_t sp;
+    ropt_sampler(j->q.options, json, &sp);
+    char err[256] = "";
+    if ((rc = smp_new(&sp, m->tok, &smp, err, sizeof err)) != 0) {
+        fail(j, rc == OX_EINVAL ? rc : rc, "%s", err[0] ? err : NULL);
         goto done;
     }
-    rjson_t js;
-    rjson_init(&js);
-    if (j->q.format == RUNNER_FORMAT_JSON) {
-        vt = vocab_texts(m->tok, n_vocab);
-        allow = malloc(n_vocab);
-        if (!vt || !allow) {
-            rc = fail(j, OX_ENOMEM, "%s", NULL);
-            goto done;
-        }
-    }
+    size_t n_stops = 0;
+    const char **stops = ropt_stops(j->q.options, &n_stops);
+    rc = smp_stop_init(&st, stops, n_stops);
+    free(stops);
     long num_predict = (long)ropt_num(j->q.options, "num_predict", -1);
     outtok = malloc(sizeof *outtok * (size_t)(n_ctx + 1));
-    if (!outtok) {
+    lbuf = malloc(n_logits * sizeof *lbuf);
+    if (rc != 0 || !outtok || !lbuf) {
         rc = fail(j, OX_ENOMEM, "%s", NULL);
         goto done;
     }
@@ -354,11 +333,9 @@ static int run_generate(rslot_t *s, runner_job_t *j)
     int64_t t1 = ox_time_mono_ns();
     j->res.prompt_eval_count = (int)n;
     j->res.prompt_eval_ns = t1 - t0;
-    for (size_t i = 0; i < n; i++)
-        rsampler_accept(&smp, tokens[i]);
+    smp_accept_prompt(smp, tokens, n);
     const char *reason = "stop";
     int stopped = 0;
-    ox_buf_t piece = OX_BUF_INIT;
     for (;;) {
         if (atomic_load(&j->cancel)) {
             rc = fail(j, OX_ECANCELED, "%s", NULL);
@@ -368,30 +345,28 @@ static int run_generate(rslot_t *s, runner_job_t *j)
             reason = "length";
             break;
         }
-        if (allow) {
-            if (rjson_done(&js))
-                break;
-            for (size_t t = 0; t < n_vocab; t++) {
-                rjson_t c = js;
-                allow[t] = vt[t][0] && rjson_feed(&c, vt[t], strlen(vt[t])) == 0;
-            }
-        }
+        if (smp_json_done(smp))
+            break;
         const float *lg = infer_logits(s->ctx, -1);
-        int32_t tok = lg ? rsampler_sample(&smp, lg, allow) : -1;
+        if (!lg)
+            break;
+        memcpy(lbuf, lg, n_logits * sizeof *lbuf);
+        int32_t tok = smp_sample(smp, lbuf, n_logits < n_vocab ? n_logits : n_vocab);
         if (tok < 0 || tok_is_eog(m->tok, tok))
             break;
-        rsampler_accept(&smp, tok);
+        smp_accept(smp, tok);
         j->res.eval_count++;
         outtok[n_out++] = tok;
-        if (allow)
-            rjson_feed(&js, vt[tok], strlen(vt[tok]));
         ox_buf_reset(&piece);
         tok_stream_push(&ts, tok, &piece);
-        if (piece.len)
+        if (piece.len) {
+            if (json)
+                rjson_feed(&js, piece.data, piece.len);
             emit(j, &st, piece.data, piece.len, &stopped);
+        }
         if (stopped)
             break;
-        if ((long)(s->n_cached + 1) > n_ctx) {
+        if ((long)(s->n_cached + 1) > n_ctx || (long)n_out >= n_ctx) {
             reason = "length";
             break;
         }
@@ -406,18 +381,20 @@ static int run_generate(rslot_t *s, runner_job_t *j)
     if (rc == 0 && !stopped) {
         ox_buf_reset(&piece);
         tok_stream_flush(&ts, &piece);
-        if (piece.len)
+        if (piece.len) {
+            if (json)
+                rjson_feed(&js, piece.data, piece.len);
             emit(j, &st, piece.data, piece.len, &stopped);
+        }
         if (!stopped) {
             ox_buf_reset(&piece);
-            rstop_flush(&st, &piece);
-            if (allow && !rjson_done(&js))
+            smp_stop_flush(&st, &piece);
+            if (json && !rjson_done(&js))
                 rjson_close(&js, &piece);
             if (piece.len)
                 runner_post(m->runner, EV_TEXT, j, NULL, piece.data, piece.len);
         }
     }
-    ox_buf_free(&piece);
     j->res.eval_ns = ox_time_mono_ns() - t1;
     if (rc == 0) {
         snprintf(j->res.done_reason, sizeof j->res.done_reason, "%s", reason);
@@ -431,17 +408,13 @@ static int run_generate(rslot_t *s, runner_job_t *j)
         }
     }
 done:
-    if (vt) {
-        for (size_t i = 0; i < n_vocab; i++)
-            free(vt[i]);
-        free(vt);
-    }
-    free(allow);
+    ox_buf_free(&piece);
+    free(lbuf);
     free(outtok);
     free(tokens);
     ox_buf_free(&text);
-    rsampler_free(&smp);
-    rstop_free(&st);
+    smp_free(smp);
+    smp_stop_free(&st);
     tok_stream_free(&ts);
     return rc;
 }

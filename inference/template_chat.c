@@ -53,15 +53,20 @@ static json_t *norm_sorted(json_t *v)
     return json_incref(v);
 }
 
-/* Copies key from src into dst if present (or sets dflt when given). */
+enum { NO_DEFAULT, EMPTY_STRING, NULL_VALUE };
+
+/* Copies key from src into dst if present, else the Go zero value dflt
+ * (fields without omitempty are always emitted). */
 static void put_field(json_t *dst, json_t *src, const char *key, json_t *(*norm)(json_t *),
-                      json_t *dflt)
+                      int dflt)
 {
     json_t *v = json_object_get(src, key);
     if (v && !json_is_null(v))
         json_object_set_new(dst, key, norm ? norm(v) : json_incref(v));
-    else if (dflt)
-        json_object_set_new(dst, key, dflt);
+    else if (dflt == EMPTY_STRING)
+        json_object_set_new(dst, key, json_string(""));
+    else if (dflt == NULL_VALUE)
+        json_object_set_new(dst, key, json_null());
 }
 
 /* api.ToolProperty {anyOf, type, items, description, enum} (all omitempty);
@@ -84,7 +89,7 @@ static json_t *norm_property(json_t *p)
         json_object_set(r, "type", json_array_get(type, 0));
     else if ((json_is_array(type) && json_array_size(type)) || json_is_string(type))
         json_object_set(r, "type", type);
-    put_field(r, p, "items", norm_sorted, NULL);
+    put_field(r, p, "items", norm_sorted, NO_DEFAULT);
     json_t *d = json_object_get(p, "description");
     if (json_is_string(d) && json_string_length(d))
         json_object_set(r, "description", d);
@@ -111,16 +116,16 @@ static json_t *norm_tool(json_t *t)
     if (!json_is_object(t))
         return norm_sorted(t);
     json_t *r = json_object(), *fn = json_object_get(t, "function");
-    put_field(r, t, "type", NULL, json_string(""));
-    put_field(r, t, "items", norm_sorted, NULL);
+    put_field(r, t, "type", NULL, EMPTY_STRING);
+    put_field(r, t, "items", norm_sorted, NO_DEFAULT);
     json_t *f = json_object();
-    put_field(f, fn, "name", NULL, json_string(""));
-    put_field(f, fn, "description", NULL, json_string(""));
+    put_field(f, fn, "name", NULL, EMPTY_STRING);
+    put_field(f, fn, "description", NULL, EMPTY_STRING);
     json_t *params = json_object_get(fn, "parameters"), *p = json_object();
-    put_field(p, params, "type", NULL, json_string(""));
-    put_field(p, params, "$defs", norm_sorted, NULL);
-    put_field(p, params, "items", norm_sorted, NULL);
-    put_field(p, params, "required", norm_sorted, json_null());
+    put_field(p, params, "type", NULL, EMPTY_STRING);
+    put_field(p, params, "$defs", norm_sorted, NO_DEFAULT);
+    put_field(p, params, "items", norm_sorted, NO_DEFAULT);
+    put_field(p, params, "required", norm_sorted, NULL_VALUE);
     json_t *props = json_object_get(params, "properties");
     json_object_set_new(p, "properties", json_is_object(props) ? norm_properties(props) : json_null());
     json_object_set_new(f, "parameters", p);

@@ -79,7 +79,7 @@ lt::settings_pack make_settings(const swarm_engine_cfg_t *cfg)
     p.set_int(sp::settings_pack::whole_pieces_threshold, 0);
     p.set_int(sp::settings_pack::initial_picker_threshold, 0);
     // peers that send bad data are put on parole, then banned
-    p.set_bool(sp::settings_pack::use_parole_mode, false);
+    p.set_bool(sp::settings_pack::use_parole_mode, true);
     p.set_bool(sp::settings_pack::disable_hash_checks, false);
     p.set_bool(sp::settings_pack::allow_multiple_connections_per_ip, true);
     // a private DHT: no public routers, cluster peers are added as nodes
@@ -199,8 +199,14 @@ int eng_add(void *p, const void *torrent, size_t len, const char *save_path, uns
         atp.info_hashes = ti->info_hashes();
         atp.save_path = save_path;
         atp.flags &= ~(lt::torrent_flags::paused | lt::torrent_flags::auto_managed);
-        if ((flags & SWARM_ADD_SEED) && !(flags & SWARM_ADD_VERIFY))
-            atp.flags |= lt::torrent_flags::seed_mode;
+        if ((flags & SWARM_ADD_SEED) && !(flags & SWARM_ADD_VERIFY)) {
+            // The store already checked the whole-file sha256, so every piece
+            // is declared present (libtorrent still checks the file's size).
+            // Not seed_mode: its lazy first-request verification corrupted
+            // the heap in 2.0.8 when a downloader hit hash failures from
+            // another peer (test_corrupt_seeder, about 1 run in 3).
+            atp.have_pieces.resize(ti->num_pieces(), true);
+        }
         if (prio && n_prio) {
             atp.piece_priorities.clear();
             for (size_t i = 0; i < n_prio; i++)

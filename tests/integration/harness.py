@@ -259,3 +259,27 @@ def run_tests(module_globals):
                     traceback.print_exc()
     print("%d failed" % failed)
     sys.exit(1 if failed else 0)
+
+
+def big_gguf(path, size, seed=1):
+    """A valid GGUF of exactly `size` bytes: one I8 tensor of random bytes."""
+    import random
+    import struct
+    key, val, tname = b"general.architecture", b"bench", b"data"
+    head = b"GGUF" + struct.pack("<IQQ", 3, 1, 1)
+    head += struct.pack("<Q", len(key)) + key + struct.pack("<I", 8) + struct.pack("<Q", len(val)) + val
+    head += struct.pack("<Q", len(tname)) + tname + struct.pack("<I", 1)
+    ne_at = len(head)
+    head += struct.pack("<QIQ", 0, 24, 0)
+    data_at = (len(head) + 31) // 32 * 32
+    head = head[:ne_at] + struct.pack("<Q", size - data_at) + head[ne_at + 8:]
+    head += b"\0" * (data_at - len(head))
+    rnd = random.Random(seed)
+    with open(path, "wb") as f:
+        f.write(head)
+        left = size - data_at
+        while left:
+            n = min(left, 1 << 20)
+            f.write(rnd.randbytes(n))
+            left -= n
+    return path

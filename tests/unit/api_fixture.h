@@ -39,14 +39,14 @@ typedef struct resp {
     ox_buf_t hdrs;
 } resp_t;
 
-static void fx_on_stopped(void *ud)
+static inline void fx_on_stopped(void *ud)
 {
     fx_t *f = ud;
     f->stopped = 1;
     uv_close((uv_handle_t *)&f->stop, NULL);
 }
 
-static void fx_on_stop(uv_async_t *a)
+static inline void fx_on_stop(uv_async_t *a)
 {
     fx_t *f = a->data;
     node_stop(&f->node, fx_on_stopped, f);
@@ -61,7 +61,7 @@ static void *fx_loop_main(void *arg)
 
 /* Starts a node. extra_env may set OLLAMA_ORIGINS etc. before the config is
  * filled by hand. */
-static int fx_start_host(void **state, const char *host, const char *origins)
+static inline int fx_start_host(void **state, const char *host, const char *origins)
 {
     fx_t *f = calloc(1, sizeof *f);
     if (!f)
@@ -91,12 +91,12 @@ static int fx_start_host(void **state, const char *host, const char *origins)
     return 0;
 }
 
-static int fx_setup(void **state)
+static inline int fx_setup(void **state)
 {
     return fx_start_host(state, "127.0.0.1", NULL);
 }
 
-static int fx_teardown(void **state)
+static inline int fx_teardown(void **state)
 {
     fx_t *f = *state;
     uv_async_send(&f->stop);
@@ -113,7 +113,7 @@ static int fx_teardown(void **state)
     return rc == 0 && stopped ? 0 : -1;
 }
 
-static size_t fx_write_cb(char *p, size_t sz, size_t n, void *ud)
+static inline size_t fx_write_cb(char *p, size_t sz, size_t n, void *ud)
 {
     ox_buf_append(ud, p, sz * n);
     return sz * n;
@@ -121,7 +121,7 @@ static size_t fx_write_cb(char *p, size_t sz, size_t n, void *ud)
 
 /* Performs one request. headers: NULL-terminated "Name: value" list. body may
  * be NULL (no body) and blen is its length. */
-static void fx_request(fx_t *f, const char *method, const char *path, const void *body,
+static inline void fx_request(fx_t *f, const char *method, const char *path, const void *body,
                        size_t blen, const char **headers, resp_t *r)
 {
     memset(r, 0, sizeof *r);
@@ -160,21 +160,21 @@ static void fx_request(fx_t *f, const char *method, const char *path, const void
     curl_easy_cleanup(c);
 }
 
-static void fx_json(fx_t *f, const char *method, const char *path, const char *json,
+static inline void fx_json(fx_t *f, const char *method, const char *path, const char *json,
                     resp_t *r)
 {
     const char *h[] = {"Content-Type: application/json", NULL};
     fx_request(f, method, path, json, json ? strlen(json) : 0, h, r);
 }
 
-static void resp_free(resp_t *r)
+static inline void resp_free(resp_t *r)
 {
     ox_buf_free(&r->body);
     ox_buf_free(&r->hdrs);
 }
 
 /* Value of a response header (case-insensitive name), "" if absent. */
-static const char *resp_header(const resp_t *r, const char *name, char *out, size_t cap)
+static inline const char *resp_header(const resp_t *r, const char *name, char *out, size_t cap)
 {
     out[0] = 0;
     size_t n = strlen(name);
@@ -197,20 +197,20 @@ static const char *resp_header(const resp_t *r, const char *name, char *out, siz
 
 /* ---- a tiny valid GGUF v3 ---------------------------------------------------- */
 
-static void gg_u32(ox_buf_t *b, uint32_t v) { ox_buf_append(b, &v, 4); }
-static void gg_u64(ox_buf_t *b, uint64_t v) { ox_buf_append(b, &v, 8); }
-static void gg_str(ox_buf_t *b, const char *s)
+static inline void gg_u32(ox_buf_t *b, uint32_t v) { ox_buf_append(b, &v, 4); }
+static inline void gg_u64(ox_buf_t *b, uint64_t v) { ox_buf_append(b, &v, 8); }
+static inline void gg_str(ox_buf_t *b, const char *s)
 {
     gg_u64(b, strlen(s));
     ox_buf_append(b, s, strlen(s));
 }
-static void gg_kv_str(ox_buf_t *b, const char *k, const char *v)
+static inline void gg_kv_str(ox_buf_t *b, const char *k, const char *v)
 {
     gg_str(b, k);
     gg_u32(b, 8);
     gg_str(b, v);
 }
-static void gg_kv_u32(ox_buf_t *b, const char *k, uint32_t v)
+static inline void gg_kv_u32(ox_buf_t *b, const char *k, uint32_t v)
 {
     gg_str(b, k);
     gg_u32(b, 4);
@@ -220,7 +220,7 @@ static void gg_kv_u32(ox_buf_t *b, const char *k, uint32_t v)
 /* llama-architecture GGUF with two F32 tensors of 4x8 (64 parameters), a
  * vocabulary of 8 tokens, file_type 1 (F16). extra_kv adds "<arch>.pooling_type"
  * when embedding is set. Caller frees with ox_buf_free. */
-static void fx_make_gguf(ox_buf_t *b, int embedding)
+static inline void fx_make_gguf(ox_buf_t *b, int embedding)
 {
     uint64_t nkv = 7 + (embedding ? 1 : 0);
     ox_buf_append(b, "GGUF", 4);
@@ -267,7 +267,7 @@ static void fx_make_gguf(ox_buf_t *b, int embedding)
     }
 }
 
-static void fx_digest(const void *p, size_t n, char out[80])
+static inline void fx_digest(const void *p, size_t n, char out[80])
 {
     char hex[65];
     ox_sha256_hex(p, n, hex);

@@ -6,12 +6,16 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "api/pull.h"
 #include "common/err.h"
+#include "common/fs.h"
 
 #define MB (1000ull * 1000)
 #define D1 "sha256:1111111111111111111111111111111111111111111111111111111111111111"
@@ -225,6 +229,94 @@ static void test_sidecar_overfull(void **state)
     free(p);
 }
 
+static off_t file_size(int fd)
+{
+    struct stat st;
+    assert_int_equal(fstat(fd, &st), 0);
+    return st.st_size;
+}
+
+/* The resume decision on real files: a good sidecar resumes, anything else
+ * truncates the partial and removes the sidecar. */
+static void test_resume_prepare(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/test_pull_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char partial[256], side[256];
+    snprintf(partial, sizeof(partial), "%s/p", dir);
+    snprintf(side, sizeof(side), "%s/p.parts", dir);
+    int fd = open(partial, O_RDWR | O_CREAT, 0644);
+    assert_true(fd >= 0);
+    pull_part_t *p;
+    size_t n;
+    int restarted;
+
+    /* fresh start: no sidecar, empty partial */
+    assert_int_equal(pull_resume_prepare(fd, side, D1, 10000, 1000, &p, &n, &restarted), 0);
+    assert_int_equal(n, 10);
+    assert_int_equal(restarted, 0);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(p[i].done, 0);
+
+    /* 3 parts written and recorded, part 5 half */
+    char buf[10000];
+    memset(buf, 'x', sizeof(buf));
+    assert_int_equal(pwrite(fd, buf, 5500, 0), 5500);
+    p[0].done = p[1].done = p[2].done = 1000;
+    p[5].done = 500;
+    size_t len;
+    char *text = pull_sidecar_format(D1, 10000, p, n, &len);
+    assert_int_equal(ox_fs_write_atomic(side, text, len), 0);
+    free(p);
+    assert_int_equal(pull_resume_prepare(fd, side, D1, 10000, 1000, &p, &n, &restarted), 0);
+    assert_int_equal(restarted, 0);
+    assert_int_equal(p[2].done, 1000);
+    assert_int_equal(p[3].done, 0);
+    assert_int_equal(p[5].done, 500);
+    assert_int_equal(file_size(fd), 5500);
+    free(p);
+
+    /* another plan (the part size changed): restart */
+    assert_int_equal(pull_resume_prepare(fd, side, D1, 10000, 2000, &p, &n, &restarted), 0);
+    assert_int_equal(restarted, 1);
+    assert_int_equal(file_size(fd), 0);
+    assert_int_not_equal(access(side, F_OK), 0);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(p[i].done, 0);
+    free(p);
+
+    /* a truncated sidecar: restart */
+    assert_int_equal(pwrite(fd, buf, 5500, 0), 5500);
+    assert_int_equal(ox_fs_write_atomic(side, text, len - 10), 0);
+    assert_int_equal(pull_resume_prepare(fd, side, D1, 10000, 1000, &p, &n, &restarted), 0);
+    assert_int_equal(restarted, 1);
+    assert_int_equal(file_size(fd), 0);
+    assert_int_not_equal(access(side, F_OK), 0);
+    free(p);
+
+    /* a good sidecar whose partial lost its tail (claims unwritten bytes) */
+    assert_int_equal(pwrite(fd, buf, 3000, 0), 3000);
+    assert_int_equal(ox_fs_write_atomic(side, text, len), 0);
+    assert_int_equal(pull_resume_prepare(fd, side, D1, 10000, 1000, &p, &n, &restarted), 0);
+    assert_int_equal(restarted, 1);
+    assert_int_equal(file_size(fd), 0);
+    free(p);
+
+    /* bytes in the partial but no sidecar at all: they cannot be trusted */
+    assert_int_equal(pwrite(fd, buf, 100, 0), 100);
+    assert_int_equal(pull_resume_prepare(fd, side, D1, 10000, 1000, &p, &n, &restarted), 0);
+    assert_int_equal(restarted, 1);
+    assert_int_equal(file_size(fd), 0);
+    free(p);
+
+    free(text);
+    close(fd);
+    unlink(partial);
+    unlink(side);
+    rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -234,6 +326,7 @@ int main(void)
         cmocka_unit_test(test_sidecar_roundtrip),
         cmocka_unit_test(test_sidecar_reject),
         cmocka_unit_test(test_sidecar_overfull),
+        cmocka_unit_test(test_resume_prepare),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

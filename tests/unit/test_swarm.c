@@ -504,7 +504,7 @@ static void test_corrupt_seeder(void **state)
     uv_loop_init(&loop);
     node_t nodes[3];
     const char *ips[3] = {"127.0.0.2", "127.0.0.3", "127.0.0.4"};
-    node_open(&loop, &nodes[0], ips[0], 6u << 20, 0);
+    node_open(&loop, &nodes[0], ips[0], 6u << 20, getenv("A_VERIFY") != NULL);
     node_open(&loop, &nodes[1], ips[1], 0, 1); /* verifies, then trusts what it checked */
     node_open(&loop, &nodes[2], ips[2], 0, 0);
     size_t size = (12u << 20) + 999;
@@ -560,6 +560,15 @@ static void test_corrupt_seeder(void **state)
 int main(void)
 {
     main_thread = uv_thread_self();
+    if (getenv("TEST_MAPS")) {
+        FILE *m = fopen("/proc/self/maps", "r");
+        char line[512];
+        while (m && fgets(line, sizeof line, m))
+            if (strstr(line, "libtorrent"))
+                fputs(line, stderr);
+        if (m)
+            fclose(m);
+    }
     if (getenv("TEST_FILTER"))
         cmocka_set_test_filter(getenv("TEST_FILTER"));
     const struct CMUnitTest tests[] = {

@@ -1,0 +1,201 @@
+"""Pulls through the swarm between real daemons on 127.0.0.x."""
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+
+from fake_registry import Registry
+from harness import (BIN, Daemon, big_gguf, create_model, on_cleanup, run_tests, sha256_file, tempdir,
+                     wait_for)
+
+SIZE = 24 << 20
+
+
+def swarm_status(d):
+    r = d.req("GET", "/api/swarm/status")
+    assert r.status == 200, r
+    return r.json()
+
+
+def torrent_of(st, digest):
+    for t in st.get("torrents", []):
+        if t.get("digest") == digest:
+            return t
+    return None
+
+
+def seeded_pair(cap="6M"):
+    """Origin A with a model of one big blob, B holding it too (pulled from A)."""
+    a = Daemon("127.0.0.2", env={"OLLAMAX_MAX_UPLOAD": cap}).start()
+    g = big_gguf(os.path.join(tempdir(), "big.gguf"), SIZE)
+    digest = create_model(a, "big:v1", g)
+    b = Daemon("127.0.0.3", env={"OLLAMAX_MAX_UPLOAD": cap, "OLLAMAX_PEERS": a.addr}).start()
+    r = b.api("POST", "/api/pull", {"model": "%s/library/big:v1" % a.addr, "insecure": True, "stream": False},
+              timeout=300)
+    assert r.status == 200, r
+    return a, b, digest
+
+
+def pull_lines(d, name, timeout=300):
+    r = d.api("POST", "/api/pull", {"model": name, "insecure": True}, timeout=timeout)
+    assert r.status == 200, r
+    lines = r.lines()
+    assert lines[-1] == {"status": "success"}, lines[-3:]
+    return lines
+
+
+def test_pull_from_two_seeders():
+    a, b, digest = seeded_pair()
+    up_a0 = swarm_status(a)["bytes_up"]
+    up_b0 = swarm_status(b)["bytes_up"]
+    c = Daemon("127.0.0.4", env={"OLLAMAX_PEERS": "%s,%s" % (a.addr, b.addr)}).start()
+    lines = pull_lines(c, "%s/library/big:v1" % a.addr)
+    prog = [l for l in lines if l.get("digest") == digest]
+    assert len(prog) >= 2, lines
+    assert all(l["status"] == "pulling " + digest[7:19] and l["total"] == SIZE for l in prog)
+    assert sha256_file(os.path.join(c.models, "blobs", "sha256-" + digest[7:])) == digest
+    up_a = swarm_status(a)["bytes_up"] - up_a0
+    up_b = swarm_status(b)["bytes_up"] - up_b0
+    assert up_a > (1 << 20) and up_b > (1 << 20), (up_a, up_b)
+    # the puller now seeds it too
+    t = torrent_of(swarm_status(c), digest)
+    assert t and t["role"] == "seed", t
+    assert "swarm from" in c.log() or "through the swarm" in c.log(), c.log()
+
+
+def test_corrupt_seeder_is_banned():
+    small = 8 << 20
+    a = Daemon("127.0.0.2", env={"OLLAMAX_MAX_UPLOAD": "1M"}).start()
+    g = big_gguf(os.path.join(tempdir(), "c.gguf"), small, seed=3)
+    digest = create_model(a, "c:v1", g)
+    name = "%s/library/c:v1" % a.addr
+    b = Daemon("127.0.0.3", env={"OLLAMAX_PEERS": a.addr}).start()
+    pull_lines(b, name)
+    # C1 takes most pieces from B (A is slow), so B has checked them once
+    c1 = Daemon("127.0.0.4", env={"OLLAMAX_PEERS": b.addr}).start()
+    pull_lines(c1, name)
+    c1.stop()
+    # now B's copy goes bad behind its back: B keeps serving what it checked
+    path = os.path.join(b.models, "blobs", "sha256-" + digest[7:])
+    with open(path, "r+b") as f:
+        for off in range(small // 4, small, small // 8):
+            f.seek(off)
+            chunk = f.read(4096)
+            f.seek(off)
+            f.write(bytes(x ^ 0xFF for x in chunk))
+    c2 = Daemon("127.0.0.5", env={"OLLAMAX_PEERS": b.addr}).start()
+    pull_lines(c2, name)
+    assert sha256_file(os.path.join(c2.models, "blobs", "sha256-" + digest[7:])) == digest
+    sc, sb = swarm_status(c2), swarm_status(b)
+    # the bad data was caught by the receiver's piece checks and B banned
+    assert sc["hash_failures"] > 0, (sc, sb)
+    assert any(p.startswith(b.ip + ":") for p in sc["banned"]), sc
+    print("receiver hash failures %d, banned %s; seeder hash failures %d" %
+          (sc["hash_failures"], sc["banned"], sb["hash_failures"]))
+
+
+def test_puller_killed_resumes():
+    a, b, digest = seeded_pair(cap="3M")
+    c = Daemon("127.0.0.4", env={"OLLAMAX_PEERS": "%s,%s" % (a.addr, b.addr)}).start()
+    name = "%s/library/big:v1" % a.addr
+    t = threading.Thread(target=lambda: c.api("POST", "/api/pull", {"model": name, "insecure": True},
+                                               timeout=300), daemon=True)
+    t.start()
+
+    def progress():
+        try:
+            tt = torrent_of(swarm_status(c), digest)
+            return tt and tt["done"] > SIZE // 4
+        except Exception:
+            return False
+    wait_for(progress, timeout=120, what="a quarter of the blob")
+    c.kill(signal.SIGKILL)
+    t.join(10)
+    assert ("sha256-" + digest[7:]) not in c.blob_files()
+    c.start()
+    pull_lines(c, name)
+    assert sha256_file(os.path.join(c.models, "blobs", "sha256-" + digest[7:])) == digest
+    down = sum(tt.get("downloaded", 0) for tt in swarm_status(c)["torrents"] if tt.get("digest") == digest)
+    assert down < SIZE, "resumed fetch downloaded %d of %d bytes" % (down, SIZE)
+
+
+def test_seeder_killed_midway():
+    a, b, digest = seeded_pair(cap="3M")
+    c = Daemon("127.0.0.4", env={"OLLAMAX_PEERS": "%s,%s" % (a.addr, b.addr)}).start()
+    name = "%s/library/big:v1" % a.addr
+    res = {}
+    t = threading.Thread(target=lambda: res.setdefault("r", c.api(
+        "POST", "/api/pull", {"model": name, "insecure": True, "stream": False}, timeout=300)), daemon=True)
+    t.start()
+
+    def progress():
+        try:
+            tt = torrent_of(swarm_status(c), digest)
+            return tt and tt["done"] > SIZE // 5
+        except Exception:
+            return False
+    wait_for(progress, timeout=120, what="a fifth of the blob")
+    b.kill(signal.SIGKILL)
+    t.join(240)
+    assert "r" in res and res["r"].status == 200, res
+    assert sha256_file(os.path.join(c.models, "blobs", "sha256-" + digest[7:])) == digest
+
+
+def test_no_holder_falls_back_to_registry():
+    reg = Registry("127.0.0.5")
+    on_cleanup(reg.close)
+    data = os.urandom(3 << 20)
+    reg.add_model("library", "reg", "latest", [("model", data)])
+    other = Daemon("127.0.0.3").start()  # runs a swarm but holds nothing
+    c = Daemon("127.0.0.4", env={"OLLAMAX_PEERS": other.addr}).start()
+    pull_lines(c, "%s/library/reg" % reg.addr)
+    digest = [d for d in reg.blobs if reg.blobs[d] == data][0]
+    assert sha256_file(os.path.join(c.models, "blobs", "sha256-" + digest[7:])) == digest
+    assert any(m == "GET" and p.endswith(digest) for m, p, _ in reg.requests), reg.requests
+    r = c.req("GET", "/api/swarm/torrents/" + digest)
+    assert r.status == 200 and r.header("X-Ollamax-Swarm"), r
+
+
+def test_torrent_endpoint_and_status():
+    a = Daemon("127.0.0.2").start()
+    g = big_gguf(os.path.join(tempdir(), "small.gguf"), 1 << 20)
+    digest = create_model(a, "small", g)
+    r = a.req("GET", "/api/swarm/torrents/" + digest)
+    assert r.status == 200 and r.body.startswith(b"d"), r
+    assert r.header("X-Ollamax-Swarm").startswith("127.0.0.2:")
+    # the same content gives the same torrent on another node
+    b = Daemon("127.0.0.3").start()
+    create_model(b, "small", g)
+    assert b.req("GET", "/api/swarm/torrents/" + digest).body == r.body
+    assert a.req("GET", "/api/swarm/torrents/sha256:" + "0" * 64).status == 404
+    assert a.req("GET", "/api/swarm/torrents/nope").status == 400
+    st = swarm_status(a)
+    for k in ("bytes_up", "bytes_down", "peers", "torrents"):
+        assert k in st, st
+    t = torrent_of(st, digest)
+    assert t and t["role"] == "seed", st
+    out = a.cli("swarm", "status").stdout.decode()
+    assert digest in out
+
+
+def test_bench_transfer_smoke():
+    p = subprocess.run([BIN, "bench", "transfer", "--peers", "2", "--size", "32M"], capture_output=True,
+                       timeout=600)
+    out = p.stdout.decode()
+    assert p.returncode == 0, out + p.stderr.decode()
+    j = json.loads(out.strip().splitlines()[-1])
+    assert j["bench"] == "transfer" and j["peers"] == 2 and j["size"] == 32 << 20
+    for phase in ("swarm", "http"):
+        ph = j[phase]
+        assert len(ph["times_s"]) == 2 and all(t > 0 for t in ph["times_s"]), ph
+        assert ph["last_s"] == max(ph["times_s"])
+        assert ph["aggregate_mbps"] > 0 and ph["origin_sent_bytes"] > 0 and ph["cpu_s_per_gb"] >= 0
+    assert j["http"]["origin_copies"] == 2.0
+    assert 0 < j["swarm"]["origin_copies"] <= 2.5
+    assert j["http_over_swarm"] > 0
+
+
+if __name__ == "__main__":
+    run_tests(globals())
