@@ -9,7 +9,6 @@
 
 #include "api/http_int.h"
 #include "common/err.h"
-#include "common/log.h"
 
 static void on_conn_closed(uv_handle_t *h);
 static void server_handle_gone(http_server_t *s);

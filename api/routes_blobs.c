@@ -39,6 +39,7 @@ typedef struct upload {
     char out_digest[72];
     char err[512];
     uint64_t bytes;
+    unsigned writes, pauses;
     int64_t t_begin, t_ended, t_commit; /* mono ns, for the debug log */
 } upload_t;
 
@@ -87,8 +88,10 @@ static void upload_finish(upload_t *u, int status, const char *err)
 {
     http_req_t *req = u->req;
     int64_t now = ox_time_mono_ns();
-    OX_DEBUG("blob upload %s: %d, %llu bytes, body %.3f s, drain %.3f s, commit %.3f s", u->digest,
-             status, (unsigned long long)u->bytes, (double)(u->t_ended - u->t_begin) / 1e9,
+    OX_DEBUG("blob upload %s: %d, %llu bytes in %u writes, %u pauses, body %.3f s, drain %.3f s, "
+             "commit %.3f s",
+             u->digest, status, (unsigned long long)u->bytes, u->writes, u->pauses,
+             (double)(u->t_ended - u->t_begin) / 1e9,
              u->t_commit ? (double)(u->t_commit - u->t_ended) / 1e9 : 0.0,
              u->t_commit ? (double)(now - u->t_commit) / 1e9 : 0.0);
     http_req_set_data(req, NULL);
@@ -171,8 +174,10 @@ static void start_write(upload_t *u)
     u->wbuf = u->fill;
     u->fill = t;
     ox_buf_reset(&u->fill);
-    if (submit(u, on_write, on_write_done) == 0)
+    if (submit(u, on_write, on_write_done) == 0) {
         u->inflight = 1;
+        u->writes++;
+    }
 }
 
 /* Moves the upload on: next write, commit, or the final answer. */
@@ -218,6 +223,7 @@ static int on_data(http_req_t *req, const void *p, size_t n, void *ud)
         start_write(u);
     } else if (u->inflight && u->fill.len >= UPLOAD_HIGH && !u->paused) {
         u->paused = 1;
+        u->pauses++;
         http_req_pause(u->req);
     }
     return u->failed;

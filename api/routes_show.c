@@ -390,6 +390,21 @@ static void run_show(api_job_t *job)
         json_object_set(r, "messages", m.messages);
     if (g)
         json_object_set_new(r, "model_info", model_info_json(g, verbose));
+    if (g && verbose && g->n_tensors) {
+        json_t *ts = json_array();
+        for (uint64_t i = 0; i < g->n_tensors; i++) {
+            const gguf_tensor_t *t = &g->tensors[i];
+            json_t *o = json_object(), *shape = json_array();
+            const char *tn = gguf_ttype_name(t->type);
+            for (uint32_t d = 0; d < t->n_dims && d < 4; d++)
+                json_array_append_new(shape, json_integer((json_int_t)t->ne[d]));
+            json_object_set_new(o, "name", json_stringn_nocheck(t->name.p, t->name.len));
+            json_object_set_new(o, "type", json_string(tn ? tn : "unknown"));
+            json_object_set_new(o, "shape", shape);
+            json_array_append_new(ts, o);
+        }
+        json_object_set_new(r, "tensors", ts);
+    }
 
     json_t *caps = json_array();
     if (g) {

@@ -22,7 +22,6 @@ typedef struct run_opts {
 
 typedef struct turn {
     ox_buf_t reply;
-    int at_line_start;
     json_t *final;
 } turn_t;
 
@@ -34,7 +33,6 @@ static int on_chunk(json_t *o, void *ud)
         fputs(s, stdout);
         fflush(stdout);
         ox_buf_puts(&t->reply, s);
-        t->at_line_start = s[strlen(s) - 1] == '\n';
     }
     if (json_is_true(json_object_get(o, "done"))) {
         json_decref(t->final);
@@ -79,12 +77,12 @@ static json_t *chat_body(const run_opts_t *o, json_t *messages)
 /* Sends messages; on success appends the reply as an assistant message. */
 static int chat_turn(const run_opts_t *o, json_t *messages)
 {
-    turn_t t = {.reply = OX_BUF_INIT, .at_line_start = 1};
+    turn_t t = {.reply = OX_BUF_INIT};
     json_t *b = chat_body(o, messages);
     int rc = cli_stream("/api/chat", b, on_chunk, &t);
     json_decref(b);
     if (rc == 0) {
-        fputs(t.at_line_start && t.reply.len ? "\n" : "\n\n", stdout);
+        fputs("\n", stdout);
         fflush(stdout);
         json_array_append_new(messages, json_pack("{s:s,s:s%}", "role", "assistant", "content",
                                                   t.reply.data ? t.reply.data : "",
@@ -215,6 +213,8 @@ static int repl(const run_opts_t *o)
             json_array_append_new(msgs, json_pack("{s:s,s:s}", "role", "user", "content", in));
             if (chat_turn(o, msgs) != 0)
                 json_array_remove(msgs, json_array_size(msgs) - 1); /* drop the unanswered turn */
+            else
+                printf("\n");
         }
         free(in);
     }

@@ -74,8 +74,8 @@ static void act_prepare(const step_t *s, int ith, int nth, const float *in, int 
     }
 }
 
-/* y[t][r] (+)= dot(w row r, x_t) for t < n, rows split among threads. The
- * weight row stays in cache while it meets every token of the batch. */
+/* y[t][r] (+)= dot(w row r, x_t) for t < n, rows split among threads. With
+ * f32 activations (testing) each weight row is dequantized first. */
 static void matmul(const step_t *s, int ith, int nth, const infer_weight_t *w, const float *in,
                    int ld_in, int n, float *out, int ld_out, int accumulate, long *lo_out,
                    long *hi_out)
@@ -96,29 +96,38 @@ static void matmul(const step_t *s, int ith, int nth, const infer_weight_t *w, c
         a_row = (size_t)ld_in * sizeof(float);
         dot = c->dot_f32;
     }
-    for (long r = lo; r < hi; r++) {
-        const void *row = wd + (size_t)r * w->row_bytes;
-        if (rowbuf) {
-            w->tr->to_float(row, rowbuf, ne0);
-            row = rowbuf;
-        }
+    /* Rows in blocks that stay in L2 while every group of 4 tokens passes
+     * over them: weights come from memory once, activations from cache. */
+    long rblk = (long)(96 * 1024 / (w->row_bytes ? w->row_bytes : 1));
+    rblk = rblk < 1 ? 1 : rblk > 64 ? 64 : rblk;
+    for (long r0 = lo; r0 < hi; r0 += rblk) {
+        long r1 = r0 + rblk < hi ? r0 + rblk : hi;
         int t = 0;
         for (; !rowbuf && t + 4 <= n; t += 4) {
-            float v[4];
-            dot4(ne0, row, a + (size_t)t * a_row, a_row, v);
-            for (int k = 0; k < 4; k++) {
-                if (accumulate)
-                    out[(size_t)(t + k) * ld_out + r] += v[k];
-                else
-                    out[(size_t)(t + k) * ld_out + r] = v[k];
+            for (long r = r0; r < r1; r++) {
+                float v[4];
+                dot4(ne0, wd + (size_t)r * w->row_bytes, a + (size_t)t * a_row, a_row, v);
+                for (int k = 0; k < 4; k++) {
+                    if (accumulate)
+                        out[(size_t)(t + k) * ld_out + r] += v[k];
+                    else
+                        out[(size_t)(t + k) * ld_out + r] = v[k];
+                }
             }
         }
-        for (; t < n; t++) {
-            float v = dot(ne0, row, a + (size_t)t * a_row);
-            if (accumulate)
-                out[(size_t)t * ld_out + r] += v;
-            else
-                out[(size_t)t * ld_out + r] = v;
+        for (long r = r0; r < r1; r++) {
+            const void *row = wd + (size_t)r * w->row_bytes;
+            if (rowbuf) {
+                w->tr->to_float(row, rowbuf, ne0);
+                row = rowbuf;
+            }
+            for (int tt = t; tt < n; tt++) {
+                float v = dot(ne0, row, a + (size_t)tt * a_row);
+                if (accumulate)
+                    out[(size_t)tt * ld_out + r] += v;
+                else
+                    out[(size_t)tt * ld_out + r] = v;
+            }
         }
     }
     if (lo_out) {
@@ -230,8 +239,8 @@ static void on_step(void *arg, int ith, int nth)
 
     for (int il = 0; il < (int)hp->n_layer; il++) {
         const infer_layer_t *L = &m->layers[il];
+        /* norm and quantization split tokens the same way: no barrier */
         norm_rows(s, ith, nth, &L->attn_norm, 0, n);
-        tp_barrier(c->tp);
         const infer_weight_t *qkv[3] = {&L->wq, &L->wk, &L->wv};
         act_prepare(s, ith, nth, c->xb, E, E, n, qkv, 3);
         tp_barrier(c->tp);
@@ -270,7 +279,6 @@ static void on_step(void *arg, int ith, int nth)
         tp_barrier(c->tp);
 
         norm_rows(s, ith, nth, &L->ffn_norm, 0, n);
-        tp_barrier(c->tp);
         const infer_weight_t *gu[2] = {&L->w_gate, &L->w_up};
         act_prepare(s, ith, nth, c->xb, E, E, n, gu, 2);
         tp_barrier(c->tp);
@@ -293,7 +301,6 @@ static void on_step(void *arg, int ith, int nth)
     norm_rows(s, ith, nth, &m->output_norm, s->out_from, s->out_n);
     if (!s->logits)
         return;
-    tp_barrier(c->tp);
     const infer_weight_t *ow[1] = {&m->output};
     act_prepare(s, ith, nth, c->xb, E, E, s->out_n, ow, 1);
     tp_barrier(c->tp);

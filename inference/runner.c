@@ -405,7 +405,8 @@ json_t *runner_ps(runner_t *r)
     for (rmodel_t *m = r->models; m; m = m->next)
         if (m->state != M_FAILED)
             v[k++] = m;
-    qsort(v, k, sizeof *v, ps_cmp);
+    if (k > 1)
+        qsort(v, k, sizeof *v, ps_cmp);
     for (size_t i = 0; i < k; i++) {
         rmodel_t *m = v[i];
         char exp[48];

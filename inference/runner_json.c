@@ -296,8 +296,9 @@ int rjson_close(const rjson_t *j, ox_buf_t *out)
         rc = ox_buf_puts(out, j->in_key ? "n\":null" : "n\"");
         break;
     case S_STR_U:
+        /* end on 1, not 0: strict parsers refuse \u0000 */
         for (int i = 0; i < j->hex_left && rc == 0; i++)
-            rc = ox_buf_puts(out, "0");
+            rc = ox_buf_puts(out, i == j->hex_left - 1 ? "1" : "0");
         if (rc == 0)
             rc = ox_buf_puts(out, j->in_key ? "\":null" : "\"");
         break;

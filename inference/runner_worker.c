@@ -19,7 +19,7 @@ void runner_model_load_work(uv_work_t *w)
 {
     rmodel_t *m = w->data;
     int64_t t0 = ox_time_mono_ns();
-    char err[512] = "";
+    char err[384] = "";
     int rc = infer_model_load(m->path, &m->im, err, sizeof err);
     if (rc != 0) {
         m->load_rc = rc;

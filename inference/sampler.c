@@ -21,6 +21,8 @@ struct smp {
     char *tok_bytes;   /* decoded bytes of every token, back to back */
     uint32_t *tok_off; /* n_vocab + 1 offsets */
     uint8_t *tok_kind; /* 0 normal, 1 end-of-generation, 2 never allowed */
+    uint8_t *tok_plain; /* 1: bytes are whole UTF-8 chars with no '"', '\\' or
+                           control characters: valid inside any JSON string */
     size_t n_vocab;
     /* scratch */
     int32_t *idx;
@@ -72,8 +74,9 @@ static int build_json_tables(smp_t *s, char *err, size_t errlen)
     s->n_vocab = n;
     s->tok_off = malloc((n + 1) * sizeof(*s->tok_off));
     s->tok_kind = calloc(n, 1);
+    s->tok_plain = calloc(n, 1);
     ox_buf_t b = OX_BUF_INIT;
-    if (!s->tok_off || !s->tok_kind)
+    if (!s->tok_off || !s->tok_kind || !s->tok_plain)
         goto oom;
     for (size_t i = 0; i < n; i++) {
         s->tok_off[i] = (uint32_t)b.len;
@@ -92,6 +95,13 @@ static int build_json_tables(smp_t *s, char *err, size_t errlen)
             goto oom;
         if (b.len == before)
             s->tok_kind[i] = 2; /* empty tokens would let the model stall */
+        /* Plain string content: a JSON string accepts it in any position. */
+        smp_json_t j;
+        smp_json_init(&j);
+        s->tok_plain[i] = b.len > before && smp_json_feed(&j, "{\"", 2) &&
+                          smp_json_feed(&j, b.data + before, b.len - before) &&
+                          smp_json_feed(&j, "\"", 1) && memchr(b.data + before, '"', b.len - before) == NULL &&
+                          memchr(b.data + before, '\\', b.len - before) == NULL;
         if (b.len > UINT32_MAX / 2) {
             snprintf(err, errlen, "vocabulary too large for the JSON constraint");
             ox_buf_free(&b);
@@ -157,6 +167,7 @@ void smp_free(smp_t *s)
     free(s->tok_bytes);
     free(s->tok_off);
     free(s->tok_kind);
+    free(s->tok_plain);
     free(s->idx);
     free(s->prob);
     free(s->counts);
@@ -241,10 +252,20 @@ static void apply_penalties(smp_t *s, float *logits, size_t n)
 }
 
 /* Masks tokens whose bytes cannot continue valid JSON; end-of-generation
- * tokens only once the object is complete. */
+ * tokens only once the object is complete. Cheap checks first: inside a
+ * string (between characters) plain tokens are always valid, and elsewhere a
+ * 256-entry table of acceptable first bytes rejects most of the vocabulary
+ * without simulating it. */
 static void apply_json(smp_t *s, float *logits, size_t n)
 {
     bool done = smp_json_complete(&s->js);
+    bool in_str = smp_json_in_string(&s->js);
+    uint8_t first_ok[256];
+    for (int c = 0; c < 256; c++) {
+        smp_json_t j = s->js;
+        char b = (char)c;
+        first_ok[c] = smp_json_feed(&j, &b, 1);
+    }
     for (size_t i = 0; i < n; i++) {
         if (i >= s->n_vocab) {
             logits[i] = -INFINITY;
@@ -259,10 +280,16 @@ static void apply_json(smp_t *s, float *logits, size_t n)
             logits[i] = -INFINITY;
             continue;
         }
-        if (logits[i] == -INFINITY)
+        if (logits[i] == -INFINITY || (in_str && s->tok_plain[i]))
             continue;
+        const char *p = s->tok_bytes + s->tok_off[i];
+        size_t len = s->tok_off[i + 1] - s->tok_off[i];
+        if (!first_ok[(unsigned char)p[0]]) {
+            logits[i] = -INFINITY;
+            continue;
+        }
         smp_json_t j = s->js;
-        if (!smp_json_feed(&j, s->tok_bytes + s->tok_off[i], s->tok_off[i + 1] - s->tok_off[i]))
+        if (!smp_json_feed(&j, p, len))
             logits[i] = -INFINITY;
     }
 }

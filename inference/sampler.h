@@ -79,6 +79,8 @@ void smp_json_init(smp_json_t *j);
 /* Feeds bytes; false (state unspecified) as soon as they cannot continue a
  * valid JSON object (top level must be an object, as in Ollama's grammar). */
 bool smp_json_feed(smp_json_t *j, const char *p, size_t n);
+/* True inside a string between whole characters (not after a backslash). */
+bool smp_json_in_string(const smp_json_t *j);
 /* True when a complete top-level object has been read. */
 bool smp_json_complete(const smp_json_t *j);
 

@@ -26,6 +26,11 @@ bool smp_json_complete(const smp_json_t *j)
     return j->st == J_DONE;
 }
 
+bool smp_json_in_string(const smp_json_t *j)
+{
+    return j->st == J_STR && j->utf8_left == 0;
+}
+
 static bool top_is_object(const smp_json_t *j)
 {
     unsigned d = j->depth - 1u;

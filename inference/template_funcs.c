@@ -53,19 +53,29 @@ json_t *tval_field(json_t *obj, const char *name)
     return json_object_get(obj, snake);
 }
 
-/* Shortest representation that reads back as the same double, like Go's
- * strconv.FormatFloat(f, 'g', -1, 64) but with %g's exponent form. */
+/* Shortest text that reads back as the same double. JSON follows Go's
+ * encoding/json (plain decimals for 1e-6 <= |d| < 1e21, else exponent form
+ * with the exponent's leading zero dropped); printing follows fmt's %v, i.e.
+ * shortest %g with exponent form below 1e-4 and from 1e6 ("1e+06"). */
 static int print_float(ox_buf_t *out, double d, bool json)
 {
     if (isnan(d) || isinf(d))
         return ox_buf_puts(out, json ? "null" : isnan(d) ? "NaN" : d > 0 ? "+Inf" : "-Inf");
-    if (d == floor(d) && fabs(d) < 1e21)
-        return ox_buf_printf(out, "%.0f", d);
-    char buf[40];
-    for (int prec = 1; prec <= 17; prec++) {
-        snprintf(buf, sizeof(buf), "%.*g", prec, d);
+    char buf[64];
+    double a = fabs(d);
+    bool plain = a == 0 || (json ? (a >= 1e-6 && a < 1e21) : (a >= 1e-4 && a < 1e6));
+    for (int prec = 0; prec <= 17; prec++) {
+        if (plain)
+            snprintf(buf, sizeof(buf), "%.*f", prec, d);
+        else
+            snprintf(buf, sizeof(buf), "%.*e", prec, d);
         if (strtod(buf, NULL) == d)
             break;
+    }
+    if (!plain) {
+        char *e = strchr(buf, 'e');
+        if (json && e && (e[1] == '-' || e[1] == '+') && e[2] == '0' && e[3])
+            memmove(e + 2, e + 3, strlen(e + 3) + 1);
     }
     return ox_buf_puts(out, buf);
 }

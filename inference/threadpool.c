@@ -1,17 +1,23 @@
 /* Persistent workers with a generation counter and a spin/sleep wait. */
 #include "inference/threadpool.h"
 
+#include <limits.h>
+#include <linux/futex.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "common/err.h"
 
-/* Spins before a worker sleeps: about a millisecond, long enough to cover the
- * gap between two decode steps, short enough not to steal a shared core. */
+/* Spins before a worker sleeps between jobs: under a millisecond, long
+ * enough to cover the gap between two decode steps. */
 #define TP_SPIN_IDLE 20000
-#define TP_SPIN_YIELD 2000
+/* Spins before a thread sleeps at a barrier (tens of microseconds). Sleeping
+ * in the kernel rather than yielding matters when the machine is
+ * oversubscribed: the thread we wait for may be queued behind us. */
+#define TP_SPIN_BARRIER 3000
 
 struct tp;
 typedef struct tp_worker {
@@ -33,7 +39,19 @@ struct tp {
     void *arg;
     atomic_int bar_count;
     atomic_uint bar_phase;
+    atomic_int bar_sleepers;
+    atomic_int done_sleepers;
 };
+
+static void futex_wait(void *addr, unsigned val)
+{
+    syscall(SYS_futex, addr, FUTEX_WAIT_PRIVATE, val, NULL, NULL, 0);
+}
+
+static void futex_wake(void *addr)
+{
+    syscall(SYS_futex, addr, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+}
 
 static inline void cpu_relax(void)
 {
@@ -67,7 +85,8 @@ static void *on_worker(void *arg)
             break;
         seen = g;
         p->fn(p->arg, w->ith, p->n);
-        atomic_fetch_add(&p->n_done, 1);
+        if (atomic_fetch_add(&p->n_done, 1) == p->n - 2 && atomic_load(&p->done_sleepers))
+            futex_wake(&p->n_done);
     }
     return NULL;
 }
@@ -140,14 +159,15 @@ void tp_run(tp_t *p, tp_fn fn, void *arg)
         pthread_mutex_unlock(&p->mu);
     }
     fn(arg, 0, p->n);
-    int spins = 0;
-    while (atomic_load(&p->n_done) != p->n - 1) {
-        if (++spins > TP_SPIN_YIELD) {
-            sched_yield();
-            spins = 0;
-        } else {
+    int spins = 0, d;
+    while ((d = atomic_load(&p->n_done)) != p->n - 1) {
+        if (++spins < TP_SPIN_BARRIER) {
             cpu_relax();
+            continue;
         }
+        atomic_fetch_add(&p->done_sleepers, 1);
+        futex_wait(&p->n_done, (unsigned)d);
+        atomic_fetch_sub(&p->done_sleepers, 1);
     }
 }
 
@@ -158,17 +178,20 @@ void tp_barrier(tp_t *p)
     unsigned phase = atomic_load(&p->bar_phase);
     if (atomic_fetch_add(&p->bar_count, 1) == p->n - 1) {
         atomic_store(&p->bar_count, 0);
-        atomic_fetch_add(&p->bar_phase, 1);
+        atomic_fetch_add(&p->bar_phase, 1); /* seq_cst: pairs with bar_sleepers */
+        if (atomic_load(&p->bar_sleepers))
+            futex_wake(&p->bar_phase);
         return;
     }
     int spins = 0;
     while (atomic_load(&p->bar_phase) == phase) {
-        /* yield when oversubscribed so the thread we wait for can run */
-        if (++spins > TP_SPIN_YIELD) {
-            sched_yield();
-            spins = 0;
-        } else {
+        if (++spins < TP_SPIN_BARRIER) {
             cpu_relax();
+            continue;
         }
+        /* returns at once if the phase moved after our check */
+        atomic_fetch_add(&p->bar_sleepers, 1);
+        futex_wait(&p->bar_phase, phase);
+        atomic_fetch_sub(&p->bar_sleepers, 1);
     }
 }

@@ -60,9 +60,23 @@ typedef struct swarm_ev {
 typedef void (*swarm_ev_cb)(void *ud, const swarm_ev_t *ev);
 
 enum {
-    SWARM_ADD_SEED = 1,     /* the file is complete: seed it (seed_mode) */
-    SWARM_ADD_VERIFY = 2,   /* with SEED: check the file before seeding */
+    SWARM_ADD_SEED = 1,     /* the file is complete (the store checked it) */
+    SWARM_ADD_VERIFY = 2,   /* with SEED: hash the file before seeding */
 };
+
+typedef struct swarm_add {
+    const void *torrent;      /* .torrent bytes */
+    size_t len;
+    const char *save_path;    /* directory holding (or to hold) the file */
+    unsigned flags;           /* SWARM_ADD_* */
+    const void *resume;       /* engine resume data from RESUME_DATA, or NULL */
+    size_t rlen;
+    const uint8_t *prio;      /* one priority 0..7 per piece, or NULL */
+    size_t n_prio;
+    const uint8_t *tree;      /* SEED: the file's whole merkle tree
+                               * (merkle_tree_build), or NULL */
+    size_t n_tree;            /* nodes */
+} swarm_add_t;
 
 enum { SWARM_CAP_DHT = 1, SWARM_CAP_RESUME = 2, SWARM_CAP_TEST = 4 };
 
@@ -82,12 +96,9 @@ typedef struct swarm_engine_ops {
     /* Checks torrent bytes: v2 info-hash, file name and size. */
     int (*inspect)(const void *torrent, size_t len, uint8_t ih[32], char *name, size_t namecap,
                    uint64_t *size, char *err, size_t errlen);
-    /* Adds a torrent (asynchronously: ADDED or ADD_FAILED follows). resume
-     * (may be NULL) is engine resume data from RESUME_DATA. prio (may be
-     * NULL) holds one priority 0..7 per piece. Copies everything. */
-    int (*add)(void *eng, const void *torrent, size_t len, const char *save_path, unsigned flags,
-               const void *resume, size_t rlen, const uint8_t *prio, size_t n_prio, char *err,
-               size_t errlen);
+    /* Adds a torrent (asynchronously: ADDED or ADD_FAILED follows). Copies
+     * everything in a. */
+    int (*add)(void *eng, const struct swarm_add *a, char *err, size_t errlen);
     /* Removes a torrent, never its files. REMOVED follows. */
     int (*remove)(void *eng, const uint8_t ih[32]);
     int (*connect_peer)(void *eng, const uint8_t ih[32], const char *ip, int port);

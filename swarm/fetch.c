@@ -113,8 +113,8 @@ void swarm__fetch_on_added(swarm_fetch_t *f)
 
 void swarm__fetch_on_state(swarm_fetch_t *f, const swarm_tstat_t *st)
 {
-    if (f->state != FETCH_RUNNING)
-        return;
+    if (f->state != FETCH_RUNNING || st->checking)
+        return; /* while staged data is checked the count means nothing yet */
     uint64_t done = st->done > f->size ? f->size : st->done;
     if (f->progressed && done == f->last_done)
         return;
@@ -290,8 +290,11 @@ int swarm_fetch_start(swarm_t *s, const char *digest_in, const void *torrent, si
     if (!rc && !t)
         rc = OX_ENOMEM;
     if (!rc)
-        rc = s->ops->add(s->eng, torrent, len, f->stage_dir, 0, resume, rlen, prio, n_prio, err,
-                         sizeof err);
+    {
+        swarm_add_t a = {.torrent = torrent, .len = len, .save_path = f->stage_dir,
+                         .resume = resume, .rlen = rlen, .prio = prio, .n_prio = n_prio};
+        rc = s->ops->add(s->eng, &a, err, sizeof err);
+    }
     free(resume);
     free(prio);
     if (rc) {

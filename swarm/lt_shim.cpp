@@ -175,42 +175,50 @@ int eng_inspect(const void *torrent, size_t len, uint8_t ih[32], char *name, siz
     }
 }
 
-int eng_add(void *p, const void *torrent, size_t len, const char *save_path, unsigned flags,
-            const void *resume, size_t rlen, const uint8_t *prio, size_t n_prio, char *err,
-            size_t errlen)
+int eng_add(void *p, const swarm_add_t *a, char *err, size_t errlen)
 {
     auto *e = static_cast<lt_eng *>(p);
     try {
         lt::error_code ec;
         lt::add_torrent_params atp;
-        if (resume && rlen) {
+        if (a->resume && a->rlen) {
             atp = lt::read_resume_data(
-                lt::span<char const>(static_cast<const char *>(resume), (long)rlen), ec);
+                lt::span<char const>(static_cast<const char *>(a->resume), (long)a->rlen), ec);
             if (ec)
                 atp = lt::add_torrent_params(); // unusable: start over with a check
         }
         auto ti = std::make_shared<lt::torrent_info>(
-            lt::span<char const>(static_cast<const char *>(torrent), (long)len), ec, lt::from_span);
+            lt::span<char const>(static_cast<const char *>(a->torrent), (long)a->len), ec,
+            lt::from_span);
         if (ec) {
             put_err(err, errlen, ec.message().c_str());
             return OX_EFORMAT;
         }
         atp.ti = ti;
         atp.info_hashes = ti->info_hashes();
-        atp.save_path = save_path;
+        atp.save_path = a->save_path;
         atp.flags &= ~(lt::torrent_flags::paused | lt::torrent_flags::auto_managed);
-        if ((flags & SWARM_ADD_SEED) && !(flags & SWARM_ADD_VERIFY)) {
-            // The store already checked the whole-file sha256, so every piece
-            // is declared present (libtorrent still checks the file's size).
-            // Not seed_mode: its lazy first-request verification corrupted
-            // the heap in 2.0.8 when a downloader hit hash failures from
-            // another peer (test_corrupt_seeder, about 1 run in 3).
+        if ((a->flags & SWARM_ADD_SEED) && !(a->flags & SWARM_ADD_VERIFY)) {
+            // The store already checked the whole-file sha256: every piece is
+            // declared present (libtorrent still checks the file's size) and
+            // the whole tree is handed over, so that hash requests from
+            // downloaders are answered. Not seed_mode: a seed without block
+            // hashes corrupted the heap in 2.0.8 once a downloader hit hash
+            // failures from another peer (test_corrupt_seeder, 1 run in 3).
             atp.have_pieces.resize(ti->num_pieces(), true);
+            if (a->tree && a->n_tree) {
+                atp.merkle_trees.resize(ti->num_files());
+                auto &t = atp.merkle_trees[lt::file_index_t(0)];
+                t.resize(a->n_tree);
+                for (size_t i = 0; i < a->n_tree; i++)
+                    t[(long)i] = lt::sha256_hash(reinterpret_cast<const char *>(a->tree + 32 * i));
+            }
         }
-        if (prio && n_prio) {
+        if (a->prio && a->n_prio) {
             atp.piece_priorities.clear();
-            for (size_t i = 0; i < n_prio; i++)
-                atp.piece_priorities.push_back(lt::download_priority_t(prio[i] > 7 ? 7 : prio[i]));
+            for (size_t i = 0; i < a->n_prio; i++)
+                atp.piece_priorities.push_back(
+                    lt::download_priority_t(a->prio[i] > 7 ? 7 : a->prio[i]));
         }
         e->ses->async_add_torrent(std::move(atp));
         return 0;

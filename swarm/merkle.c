@@ -73,7 +73,42 @@ void merkle_init(merkle_t *m)
     m->cur_n = 0;
     m->chunks = NULL;
     m->n_chunks = m->cap_chunks = 0;
+    m->leaves = NULL;
+    m->n_leaves = m->cap_leaves = 0;
+    m->keep_leaves = 0;
     m->oom = 0;
+}
+
+void merkle_keep_leaves(merkle_t *m)
+{
+    m->keep_leaves = 1;
+}
+
+int merkle_take_leaves(merkle_t *m, uint8_t **leaves, size_t *n)
+{
+    if (m->oom || !m->keep_leaves)
+        return m->oom ? OX_ENOMEM : OX_ESTATE;
+    *leaves = (uint8_t *)m->leaves;
+    *n = m->n_leaves;
+    m->leaves = NULL;
+    m->n_leaves = m->cap_leaves = 0;
+    return 0;
+}
+
+int merkle_tree_build(const uint8_t *leaves, size_t n, uint8_t **out, size_t *n_out)
+{
+    if (n == 0)
+        return OX_EINVAL;
+    size_t w = (size_t)next_pow2(n), total = 2 * w - 1;
+    uint8_t *t = calloc(total, 32);
+    if (!t)
+        return OX_ENOMEM;
+    memcpy(t + (w - 1) * 32, leaves, n * 32); /* pad leaves stay zero */
+    for (size_t i = w - 1; i-- > 0;)
+        hash_pair(t + (2 * i + 1) * 32, t + (2 * i + 2) * 32, t + i * 32);
+    *out = t;
+    *n_out = total;
+    return 0;
 }
 
 static int chunk_push(merkle_t *m, const uint8_t root[32])
@@ -92,9 +127,28 @@ static int chunk_push(merkle_t *m, const uint8_t root[32])
     return 0;
 }
 
+static int keep_leaf(merkle_t *m, const uint8_t leaf[32])
+{
+    if (m->n_leaves == m->cap_leaves) {
+        size_t cap = m->cap_leaves ? m->cap_leaves * 2 : 1024;
+        void *p = realloc(m->leaves, cap * 32);
+        if (!p) {
+            m->oom = 1;
+            return OX_ENOMEM;
+        }
+        m->leaves = p;
+        m->cap_leaves = cap;
+    }
+    memcpy(m->leaves[m->n_leaves++], leaf, 32);
+    return 0;
+}
+
 static int leaf_push(merkle_t *m, const uint8_t *p, size_t n)
 {
-    ox_sha256_raw(p, n, m->cur[m->cur_n++]);
+    ox_sha256_raw(p, n, m->cur[m->cur_n]);
+    if (m->keep_leaves && keep_leaf(m, m->cur[m->cur_n]))
+        return OX_ENOMEM;
+    m->cur_n++;
     if (m->cur_n < MERKLE_CHUNK_LEAVES)
         return 0;
     if (m->n_chunks == 0)
@@ -195,4 +249,7 @@ void merkle_free(merkle_t *m)
     free(m->chunks);
     m->chunks = NULL;
     m->n_chunks = m->cap_chunks = 0;
+    free(m->leaves);
+    m->leaves = NULL;
+    m->n_leaves = m->cap_leaves = 0;
 }

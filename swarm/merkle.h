@@ -32,6 +32,9 @@ typedef struct merkle {
     size_t cur_n;
     uint8_t (*chunks)[32];                     /* owned: roots of full chunks */
     size_t n_chunks, cap_chunks;
+    uint8_t (*leaves)[32];                     /* owned; only with keep_leaves */
+    size_t n_leaves, cap_leaves;
+    int keep_leaves;
     int oom;
 } merkle_t;
 
@@ -61,5 +64,16 @@ int merkle_feed(merkle_t *m, const void *p, size_t n);
 int merkle_finish(merkle_t *m, uint64_t piece_len, uint8_t root[32], uint8_t **layer,
                   size_t *n_layer);
 void merkle_free(merkle_t *m);
+
+/* Also keep every leaf (32 bytes per 16 KiB) so a seeder can be given the
+ * whole tree: call right after merkle_init. */
+void merkle_keep_leaves(merkle_t *m);
+/* After merkle_finish: hands over the leaves (malloc'd, caller frees). */
+int merkle_take_leaves(merkle_t *m, uint8_t **leaves, size_t *n);
+
+/* The whole tree over n leaves in the layout BitTorrent engines load: level
+ * order, root first, children of node i at 2i+1 and 2i+2, next_pow2(n)
+ * leaves with zero padding. *nodes is malloc'd (caller frees). */
+int merkle_tree_build(const uint8_t *leaves, size_t n, uint8_t **nodes, size_t *n_nodes);
 
 #endif

@@ -82,15 +82,25 @@ void swarm__tor_remove(swarm_t *s, swarm_tor_t *t)
 
 static int tor_add_seed(swarm_t *s, swarm_tor_t *t, const void *rec, size_t len)
 {
-    const void *torrent;
-    size_t tlen;
+    swarm_add_t a = {.save_path = cas_blobs_dir(s->cas), .flags = SWARM_ADD_SEED};
     char err[256] = "";
-    int rc = swarm__rec_parse(rec, len, t->ih, &torrent, &tlen);
-    if (!rc) {
-        unsigned flags = SWARM_ADD_SEED | (s->cfg.verify_seeds ? SWARM_ADD_VERIFY : 0);
-        rc = s->ops->add(s->eng, torrent, tlen, cas_blobs_dir(s->cas), flags, NULL, 0, NULL, 0,
-                         err, sizeof err);
+    void *leaves = NULL;
+    size_t n_leaves = 0;
+    uint8_t *tree = NULL;
+    int rc = swarm__rec_parse(rec, len, t->ih, &a.torrent, &a.len);
+    if (!rc && s->cfg.verify_seeds) {
+        a.flags |= SWARM_ADD_VERIFY;
+    } else if (!rc) {
+        /* hand the engine the whole tree; without one, check the file */
+        if (cas_meta_get(s->cas, SWARM_META_TREE, t->digest, &leaves, &n_leaves) != 0 ||
+            n_leaves % 32 || merkle_tree_build(leaves, n_leaves / 32, &tree, &a.n_tree) != 0)
+            a.flags |= SWARM_ADD_VERIFY;
+        a.tree = tree;
     }
+    if (!rc)
+        rc = s->ops->add(s->eng, &a, err, sizeof err);
+    free(leaves);
+    free(tree);
     if (rc) {
         OX_WARN("swarm: cannot seed %s: %s %s", t->digest, ox_strerror(rc), err);
         swarm__tor_free(s, t);

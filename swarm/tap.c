@@ -36,6 +36,7 @@ static void *on_tap_open(void *ud, uint64_t size_hint)
     if (!b)
         return NULL; /* the blob is then recorded lazily */
     merkle_init(&b->m);
+    merkle_keep_leaves(&b->m);
     b->hub = h;
     pthread_mutex_lock(&h->mu);
     h->refs++;
@@ -79,13 +80,9 @@ static void on_tap_close(void *st, int ok, const char *digest, uint64_t size)
         return;
     swarm_hub_t *h = b->hub;
     if (ok && size > 0 && b->m.size == size) {
-        ox_buf_t rec = OX_BUF_INIT;
-        int rc = swarm__torrent_from_merkle(digest, &b->m, &rec);
-        if (!rc)
-            rc = cas_meta_put(h->cas, SWARM_META_KIND, digest, rec.data, rec.len);
+        int rc = swarm__records_store(h->cas, digest, &b->m, NULL);
         if (rc)
             OX_WARN("swarm: no torrent record for %s: %s", digest, ox_strerror(rc));
-        ox_buf_free(&rec);
         inbox_push(h, digest);
     }
     merkle_free(&b->m);

@@ -90,6 +90,26 @@ int swarm__torrent_from_merkle(const char *digest, merkle_t *m, ox_buf_t *rec)
     return rc;
 }
 
+int swarm__records_store(cas_t *c, const char *digest, merkle_t *m, ox_buf_t *rec_out)
+{
+    ox_buf_t rec = OX_BUF_INIT;
+    uint8_t *leaves = NULL;
+    size_t n = 0;
+    int rc = swarm__torrent_from_merkle(digest, m, &rec);
+    if (!rc)
+        rc = merkle_take_leaves(m, &leaves, &n);
+    /* the tree first: a torrent record without one is seeded after a check */
+    if (!rc)
+        rc = cas_meta_put(c, SWARM_META_TREE, digest, leaves, n * 32);
+    if (!rc)
+        rc = cas_meta_put(c, SWARM_META_KIND, digest, rec.data, rec.len);
+    if (!rc && rec_out)
+        rc = ox_buf_append(rec_out, rec.data, rec.len);
+    free(leaves);
+    ox_buf_free(&rec);
+    return rc;
+}
+
 int swarm__rec_parse(const void *rec, size_t len, uint8_t ih[32], const void **torrent,
                      size_t *tlen)
 {
@@ -115,12 +135,12 @@ int swarm__torrent_of_file(cas_t *c, const char *digest, ox_buf_t *rec_out)
     merkle_t *m = malloc(sizeof *m);
     size_t cap = 1 << 20;
     uint8_t *buf = malloc(cap);
-    ox_buf_t rec = OX_BUF_INIT;
     if (!m || !buf) {
         rc = OX_ENOMEM;
         goto out;
     }
     merkle_init(m);
+    merkle_keep_leaves(m);
     for (;;) {
         ssize_t n = read(fd, buf, cap);
         if (n < 0) {
@@ -132,17 +152,12 @@ int swarm__torrent_of_file(cas_t *c, const char *digest, ox_buf_t *rec_out)
         if ((rc = merkle_feed(m, buf, (size_t)n)))
             goto out_m;
     }
-    rc = swarm__torrent_from_merkle(digest, m, &rec);
-    if (!rc)
-        rc = cas_meta_put(c, SWARM_META_KIND, digest, rec.data, rec.len);
-    if (!rc && rec_out)
-        rc = ox_buf_append(rec_out, rec.data, rec.len);
+    rc = swarm__records_store(c, digest, m, rec_out);
 out_m:
     merkle_free(m);
 out:
     close(fd);
     free(m);
     free(buf);
-    ox_buf_free(&rec);
     return rc;
 }

@@ -13,6 +13,7 @@
 #include "swarm/merkle.h"
 
 #define SWARM_META_KIND "torrent"
+#define SWARM_META_TREE "merkle" /* the 16 KiB leaves, 32 bytes each */
 #define SWARM_REC_MAGIC "oxt1"
 #define SWARM_REC_HDR 36 /* magic + 32-byte v2 info-hash */
 
@@ -27,6 +28,11 @@ int swarm__torrent_build(const char *digest, uint64_t size, uint64_t piece_len,
 /* Finishes m (fed with the whole blob) with the recipe's piece length and
  * appends the record (magic, info-hash, torrent bytes) to rec. */
 int swarm__torrent_from_merkle(const char *digest, merkle_t *m, ox_buf_t *rec);
+
+/* Finishes m (fed with the whole blob, leaves kept) and stores both records
+ * of the blob: its leaves, then its torrent. rec (may be NULL) receives a
+ * copy of the torrent record. Thread-safe; writes the index. */
+int swarm__records_store(cas_t *c, const char *digest, merkle_t *m, ox_buf_t *rec);
 
 /* Splits a record. *torrent points into rec. OX_EFORMAT if malformed. */
 int swarm__rec_parse(const void *rec, size_t len, uint8_t ih[32], const void **torrent,

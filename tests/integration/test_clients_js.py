@@ -22,8 +22,13 @@ def test_ollama_js_api():
     peer = Daemon("127.0.0.3").start()
     d = Daemon("127.0.0.2").start()
     g = mkgguf(os.path.join(tempdir(), "m.gguf"), "--seed", 11)
-    create_model(peer, "peermodel:v1", g, system="from the peer")
+    pg = mkgguf(os.path.join(tempdir(), "p.gguf"), "--seed", 12)
+    create_model(peer, "peermodel:v1", pg, system="from the peer")
     node_test("api.test.mjs", {"OLLAMAX_URL": d.url, "OLLAMAX_PEER": peer.addr, "OLLAMAX_GGUF": g})
+    # the client's pull from the peer went through the swarm (the peer holds
+    # every blob), not the peer's registry endpoints
+    st = d.req("GET", "/api/swarm/status").json()
+    assert st["bytes_down"] >= os.path.getsize(pg), st
 
 
 if __name__ == "__main__":

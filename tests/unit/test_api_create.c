@@ -125,6 +125,7 @@ static void test_create_and_show(void **state)
     assert_string_equal(json_string_value(json_array_get(caps, 0)), "completion");
     assert_string_equal(json_string_value(json_array_get(caps, 1)), "tools");
     assert_non_null(json_string_value(json_object_get(s, "modified_at")));
+    assert_null(json_object_get(s, "tensors"));
     json_decref(s);
     resp_free(&r);
 
@@ -134,6 +135,10 @@ static void test_create_and_show(void **state)
     json_t *toks = json_object_get(json_object_get(s, "model_info"), "tokenizer.ggml.tokens");
     assert_int_equal(json_array_size(toks), 8);
     assert_string_equal(json_string_value(json_array_get(toks, 5)), "<tag>");
+    json_t *t0 = json_array_get(json_object_get(s, "tensors"), 0);
+    assert_string_equal(json_string_value(json_object_get(t0, "name")), "token_embd.weight");
+    assert_string_equal(json_string_value(json_object_get(t0, "type")), "F32");
+    assert_int_equal(json_integer_value(json_array_get(json_object_get(t0, "shape"), 1)), 8);
     json_decref(s);
     resp_free(&r);
 

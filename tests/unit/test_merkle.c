@@ -153,6 +153,42 @@ static void test_chunking_does_not_matter(void **state)
     free(a), free(b), free(c), free(d);
 }
 
+/* The whole tree handed to seeders: root first, same root as the stream,
+ * leaves where the engine expects them. */
+static void test_tree_build(void **state)
+{
+    (void)state;
+    static const size_t sizes[] = {1, 16384 * 3 + 1, (3u << 20) + 17};
+    for (size_t k = 0; k < 3; k++) {
+        size_t n = sizes[k];
+        uint8_t *d = random_bytes(n, 40 + (unsigned)k), root[32], *layer, *leaves, *tree;
+        size_t nl, n_leaves, n_nodes;
+        merkle_t *m = malloc(sizeof *m);
+        merkle_init(m);
+        merkle_keep_leaves(m);
+        assert_int_equal(merkle_feed(m, d, n), 0);
+        assert_int_equal(merkle_finish(m, 1 << 20, root, &layer, &nl), 0);
+        assert_int_equal(merkle_take_leaves(m, &leaves, &n_leaves), 0);
+        assert_int_equal(n_leaves, (n + 16383) / 16384);
+        uint8_t first[32];
+        ox_sha256_raw(d, n < 16384 ? n : 16384, first);
+        assert_memory_equal(leaves, first, 32);
+        assert_int_equal(merkle_tree_build(leaves, n_leaves, &tree, &n_nodes), 0);
+        size_t w = 1;
+        while (w < n_leaves)
+            w <<= 1;
+        assert_int_equal(n_nodes, 2 * w - 1);
+        assert_memory_equal(tree, root, 32);
+        assert_memory_equal(tree + (w - 1) * 32, leaves, 32);
+        if (nl) /* piece layer = the level whose nodes span 1 MiB (64 leaves) */
+            assert_memory_equal(tree + (w / 64 - 1) * 32, layer, 32 * nl);
+        free(tree), free(leaves), free(layer), free(d);
+        merkle_free(m);
+        free(m);
+    }
+    assert_int_equal(merkle_tree_build(NULL, 0, NULL, NULL), OX_EINVAL);
+}
+
 static void test_small_file_root_is_sha256(void **state)
 {
     (void)state;
@@ -238,6 +274,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_piece_length_recipe),
         cmocka_unit_test(test_small_file_root_is_sha256),
+        cmocka_unit_test(test_tree_build),
         cmocka_unit_test(test_chunking_does_not_matter),
         cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_same_content_same_info_hash),

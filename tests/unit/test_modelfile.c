@@ -1,5 +1,6 @@
-/* Modelfile parsing: commands, quoting, typed parameters, line-numbered
- * errors. */
+/* The CLI's input and output text: Modelfile parsing (commands, quoting,
+ * typed parameters, line-numbered errors) and the human sizes, times and
+ * host resolution `ollamax list` and friends print. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +12,7 @@
 #include <string.h>
 
 #include "common/err.h"
+#include "daemon/cli.h"
 #include "daemon/modelfile.h"
 
 static int parse(const char *s, modelfile_t *mf, char *err)
@@ -139,6 +141,65 @@ static void test_param_types(void **state)
     assert_null(modelfile_param_value("top_p", "nan", &list, err, sizeof(err)));
 }
 
+static void test_human_bytes(void **state)
+{
+    (void)state;
+    char b[32];
+    struct {
+        uint64_t n;
+        const char *want;
+    } cases[] = {{0, "0 B"},           {999, "999 B"},          {1000, "1 KB"},
+                 {1500, "1.5 KB"},     {469024, "469 KB"},      {2019393189ull, "2.0 GB"},
+                 {4920753328ull, "4.9 GB"}, {274302450, "274 MB"}, {12000000000ull, "12 GB"},
+                 {3000000000000ull, "3 TB"}};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        cli_human_bytes(cases[i].n, b, sizeof(b));
+        assert_string_equal(b, cases[i].want);
+    }
+}
+
+static void test_human_time(void **state)
+{
+    (void)state;
+    const int64_t s = 1000000000LL, now = 1700000000LL * s;
+    char b[64];
+    struct {
+        int64_t ago;
+        const char *want;
+    } cases[] = {{0, "Less than a second ago"},
+                 {1 * s, "1 second ago"},
+                 {45 * s, "45 seconds ago"},
+                 {90 * s, "About a minute ago"},
+                 {5 * 60 * s, "5 minutes ago"},
+                 {70 * 60 * s, "About an hour ago"},
+                 {5 * 3600 * s, "5 hours ago"},
+                 {3 * 86400 * s, "3 days ago"},
+                 {21 * 86400 * s, "3 weeks ago"},
+                 {100 * 86400 * s, "3 months ago"},
+                 {3 * 365 * 86400 * s, "3 years ago"},
+                 {-4 * 60 * s - s / 2, "4 minutes from now"}};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        cli_human_time(now - cases[i].ago, now, b, sizeof(b));
+        assert_string_equal(b, cases[i].want);
+    }
+    /* RFC 3339 with fraction and offset, as modified_at comes */
+    assert_int_equal(cli_parse_time("2024-07-22T20:47:51.147561Z"),
+                     1721681271LL * s + 147561000);
+    assert_int_equal(cli_parse_time("2024-07-22T13:47:51.5-07:00"), 1721681271LL * s + s / 2);
+    assert_int_equal(cli_parse_time("yesterday"), 0);
+    assert_int_equal(cli_parse_time(NULL), 0);
+}
+
+/* OLLAMAX_HOST wins over OLLAMA_HOST; a bind-all address is reached through
+ * loopback. (The result is computed once per process.) */
+static void test_base_url(void **state)
+{
+    (void)state;
+    setenv("OLLAMA_HOST", "http://10.9.9.9:1", 1);
+    setenv("OLLAMAX_HOST", "0.0.0.0:9999", 1);
+    assert_string_equal(cli_base_url(), "http://127.0.0.1:9999");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -146,6 +207,9 @@ int main(void)
         cmocka_unit_test(test_from_only),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_param_types),
+        cmocka_unit_test(test_human_bytes),
+        cmocka_unit_test(test_human_time),
+        cmocka_unit_test(test_base_url),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -504,7 +504,7 @@ static void test_corrupt_seeder(void **state)
     uv_loop_init(&loop);
     node_t nodes[3];
     const char *ips[3] = {"127.0.0.2", "127.0.0.3", "127.0.0.4"};
-    node_open(&loop, &nodes[0], ips[0], 6u << 20, getenv("A_VERIFY") != NULL);
+    node_open(&loop, &nodes[0], ips[0], 6u << 20, 0);
     node_open(&loop, &nodes[1], ips[1], 0, 1); /* verifies, then trusts what it checked */
     node_open(&loop, &nodes[2], ips[2], 0, 0);
     size_t size = (12u << 20) + 999;
@@ -557,18 +557,89 @@ static void test_corrupt_seeder(void **state)
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+/* A fetch stopped midway (the node goes down without any final save, as on
+ * kill -9) resumes on a fresh swarm over the reopened store from the pieces
+ * it had verified, and completes. */
+struct resume_wait {
+    fetch_ctx_t *fc;
+    const char *resume_path;
+    uint64_t min_done;
+};
+
+static int partly_done(void *ud)
+{
+    struct resume_wait *w = ud;
+    return w->fc->last_done >= w->min_done && access(w->resume_path, F_OK) == 0;
+}
+
+static void test_resume_after_restart(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    node_t nodes[2];
+    const char *ips[2] = {"127.0.0.2", "127.0.0.4"};
+    node_open(&loop, &nodes[0], ips[0], 4u << 20, 0);
+    node_open(&loop, &nodes[1], ips[1], 0, 0);
+    size_t size = (16u << 20) + 4321;
+    uint8_t *data = random_bytes(size, 41);
+    char digest[72], ea[64], resume[512], models[256], st[256], err[256];
+    ingest(nodes[0].cas, data, size, digest);
+    seeding_wait_t w = {nodes, 1, digest};
+    assert_true(run_until(&loop, all_seeding_and_listening, &w, 20));
+    void *ta;
+    size_t la;
+    assert_int_equal(swarm_torrent_get(nodes[0].sw, digest, &ta, &la), 0);
+    endpoint_of(&nodes[0], ips[0], ea, sizeof ea);
+    const char *peers[1] = {ea};
+    fetch_ctx_t fc = {0};
+    assert_int_equal(swarm_fetch_start(nodes[1].sw, digest, ta, la, peers, 1, NULL, on_progress,
+                                       on_done, &fc, NULL), 0);
+    snprintf(resume, sizeof resume, "%s/swarm/%s.resume", cas_tmp_dir(nodes[1].cas), digest + 7);
+    struct resume_wait rw = {&fc, resume, 6u << 20};
+    assert_true(run_until(&loop, partly_done, &rw, 60));
+    assert_int_equal(fc.done, 0);
+
+    /* down: the swarm goes (its fetch reports canceled), the store reopens */
+    swarm_close(nodes[1].sw, on_closed, &nodes[1]);
+    while (!nodes[1].closed)
+        uv_run(&loop, UV_RUN_ONCE);
+    assert_int_equal(fc.done, 1);
+    assert_int_equal(fc.status, OX_ECANCELED);
+    uint64_t had = fc.last_done;
+    cas_close(nodes[1].cas);
+    snprintf(models, sizeof models, "%s/models", nodes[1].dir);
+    snprintf(st, sizeof st, "%s/state", nodes[1].dir);
+    assert_int_equal(cas_open(models, st, &nodes[1].cas, err, sizeof err), 0);
+    assert_int_equal(access(resume, F_OK), 0);
+    swarm_config_t cfg;
+    swarm_config_init(&cfg);
+    snprintf(cfg.bind_ip, sizeof cfg.bind_ip, "%s", ips[1]);
+    cfg.update_ms = 100;
+    assert_int_equal(swarm_new(&loop, nodes[1].cas, &cfg, &nodes[1].sw, err, sizeof err), 0);
+    nodes[1].closed = 0;
+
+    fetch_ctx_t fc2 = {0};
+    assert_int_equal(swarm_fetch_start(nodes[1].sw, digest, ta, la, peers, 1, NULL, on_progress,
+                                       on_done, &fc2, NULL), 0);
+    assert_true(run_until(&loop, fetch_done, &fc2, 60));
+    if (fc2.status)
+        fail_msg("resumed fetch failed: %s", fc2.msg);
+    fprintf(stderr, "# verified before the restart %llu, first progress after %llu of %zu\n",
+            (unsigned long long)had, (unsigned long long)fc2.first_done, size);
+    assert_true(fc2.first_done >= had / 2); /* continued, did not start over */
+    assert_int_equal(fc2.last_done, size);
+    assert_int_equal(cas_blob_verify(nodes[1].cas, digest), 0);
+    assert_int_not_equal(access(resume, F_OK), 0); /* cleaned after the commit */
+    free(ta);
+    free(data);
+    nodes_close(&loop, nodes, 2);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 int main(void)
 {
     main_thread = uv_thread_self();
-    if (getenv("TEST_MAPS")) {
-        FILE *m = fopen("/proc/self/maps", "r");
-        char line[512];
-        while (m && fgets(line, sizeof line, m))
-            if (strstr(line, "libtorrent"))
-                fputs(line, stderr);
-        if (m)
-            fclose(m);
-    }
     if (getenv("TEST_FILTER"))
         cmocka_set_test_filter(getenv("TEST_FILTER"));
     const struct CMUnitTest tests[] = {
@@ -577,6 +648,7 @@ int main(void)
         cmocka_unit_test(test_lazy_record),
         cmocka_unit_test(test_fetch_from_two_seeders),
         cmocka_unit_test(test_corrupt_seeder),
+        cmocka_unit_test(test_resume_after_restart),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

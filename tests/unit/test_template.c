@@ -107,7 +107,12 @@ static void test_functions(void **state)
     assert_string_equal(render("{{ html \"<b>\" }} {{ urlquery \"a b&c\" }}", d),
                         "&lt;b&gt; a+b%26c");
     assert_string_equal(render("{{ len (currentDate) }}", d), "10");
-    assert_string_equal(render("{{ .F }} {{ .G }}", "{\"F\":0.1,\"G\":1e300}"), "0.1 1e+300");
+    assert_string_equal(render("{{ .F }} {{ .G }} {{ .H }} {{ .I }} {{ .J }}",
+                               "{\"F\":0.1,\"G\":1e300,\"H\":1000000.0,\"I\":2.5e-5,\"J\":-3.0}"),
+                        "0.1 1e+300 1e+06 2.5e-05 -3");
+    assert_string_equal(render("{{ json .F }} {{ json .H }} {{ json .I }} {{ json .K }}",
+                               "{\"F\":0.1,\"H\":1000000.0,\"I\":2.5e-7,\"K\":1e21}"),
+                        "0.1 1000000 2.5e-7 1e+21");
 }
 
 static void test_errors(void **state)
@@ -349,7 +354,9 @@ static void test_request_messages(void **state)
     assert_int_equal(json_array_size(m), 1);
     json_decref(m);
     json_decref(req);
-    assert_null(tmpl_chat_messages(json_string("x"), NULL, NULL));
+    json_t *bad = json_string("x");
+    assert_null(tmpl_chat_messages(bad, NULL, NULL));
+    json_decref(bad);
 }
 
 static long count_bytes(void *ctx, const char *text, size_t len)
