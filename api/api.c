@@ -12,11 +12,7 @@
 #include <strings.h>
 #include <unistd.h>
 
-/* api.h opens a comment inside its header comment (reported): tolerate it. */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wcomment"
 #include "api/api.h"
-#pragma GCC diagnostic pop
 #include "api/api_int.h"
 #include "common/err.h"
 #include "common/log.h"

@@ -49,16 +49,17 @@ struct api_job {
     json_t *resp;      /* response object (owned), NULL for an empty body */
     char err[1024];    /* non-empty: respond {"error": err} with status */
     json_t *lines;     /* streamed status objects (create), owned, may be NULL */
-    int stream;        /* create: streaming requested */
+    int validated;     /* create: the request passed validation */
     void *ud;          /* handler data; freed by the handler's done */
     api_job_fn run;    /* work-pool thread: must not touch req */
     api_job_fn done;   /* loop thread; NULL: default completion */
 };
 
-/* Runs job->run in the work pool, then job->done (or the default completion:
- * err -> api_error, else resp or an empty body with status) on the loop, and
- * frees the job. The job must be calloc'd; on failure to queue it answers 500
- * and frees it. */
+/* Runs run(job) in the work pool, then done(job) (or, when done is NULL, the
+ * default completion: err -> api_error, else resp or an empty body with
+ * status) on the loop, and frees the job with body, resp and lines. Takes the
+ * reference to body (may be NULL); ud stays the caller's (done frees it). On
+ * failure to queue it answers 500 itself. */
 void api_job_submit(node_t *node, http_req_t *req, json_t *body, api_job_fn run,
                     api_job_fn done, void *ud);
 void api_job_set_err(api_job_t *job, int status, const char *fmt, ...)

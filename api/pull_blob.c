@@ -24,7 +24,8 @@
 #define CKPT_MS 1000                    /* ... or this long after the last one */
 #define TICK_MS 60
 #define LOCK_RETRY_MS 250
-#define PART_TRIES 5
+#define PART_TRIES 6
+#define RETRY_BASE_MS 250   /* doubles with each failed attempt */
 
 static void start_parts(pull_t *pl);
 static void finish_blob(pull_t *pl);
@@ -57,6 +58,7 @@ void pull_blob_release(pull_t *pl)
         close(pl->fd);
     pl->fd = -1;
     uv_timer_stop(&pl->tick);
+    uv_timer_stop(&pl->wait);
 }
 
 static void on_tick(uv_timer_t *t)
@@ -281,6 +283,37 @@ static int on_part_data(curluv_req_t *r, const void *p, size_t n, void *ud)
 }
 
 static void start_part(pull_t *pl, size_t idx);
+static void arm_retry(pull_t *pl);
+
+/* Starts the parts whose retry time has come and re-arms for the rest. */
+static void on_retry(uv_timer_t *t)
+{
+    pull_t *pl = t->data;
+    if (pl->finished || pl->fd < 0)
+        return;
+    uint64_t now = uv_now(pl->node->loop);
+    for (size_t i = 0; i < pl->n_parts && !pl->finished; i++) {
+        pull_xfer_t *x = &pl->xfers[i];
+        if (x->retry_pending && x->retry_at <= now) {
+            x->retry_pending = 0;
+            start_part(pl, i);
+        }
+    }
+    if (!pl->finished)
+        arm_retry(pl);
+}
+
+static void arm_retry(pull_t *pl)
+{
+    uint64_t next = 0;
+    for (size_t i = 0; i < pl->n_parts; i++)
+        if (pl->xfers[i].retry_pending && (!next || pl->xfers[i].retry_at < next))
+            next = pl->xfers[i].retry_at;
+    if (!next)
+        return;
+    uint64_t now = uv_now(pl->node->loop);
+    uv_timer_start(&pl->wait, on_retry, next > now ? next - now : 0, 0);
+}
 
 static void on_part_done(curluv_req_t *r, int result, void *ud)
 {
@@ -292,23 +325,33 @@ static void on_part_done(curluv_req_t *r, int result, void *ud)
     if (pl->finished || pl->fd < 0)
         return;
     long st = curluv_req_status(r);
+    int server_busy = st >= 500 || st == 429;
     if (part->done == part->len) {
         checkpoint(pl);
-    } else if (result == OX_EFORMAT || (result == 0 && st >= 400)) {
+    } else if (!server_busy && (result == OX_EFORMAT || (result == 0 && st >= 400))) {
         pull_fail(pl, "pull model blob %.19s: %ld %s", cur_blob(pl)->digest, st,
                   http_status_text((int)st));
         return;
     } else if (result == OX_EIO) {
         pull_fail(pl, "writing %s: %s", pl->partial, ox_strerror(result));
         return;
-    } else if (++x->tries >= PART_TRIES) {
-        pull_fail(pl, "download %.19s: %s", cur_blob(pl)->digest,
-                  *curluv_req_error(r) ? curluv_req_error(r) : ox_strerror(result ? result : OX_ENET));
-        return;
     } else {
-        OX_INFO("pull: part %zu of %.19s interrupted (%s), retrying", x->part, cur_blob(pl)->digest,
-                *curluv_req_error(r) ? curluv_req_error(r) : "short body");
-        start_part(pl, x->part);
+        /* transport error, short body or a busy server: try again later,
+         * from where the part stopped */
+        if (part->done > x->done_at_start)
+            x->tries = 0;
+        const char *why = server_busy ? http_status_text((int)st)
+                          : *curluv_req_error(r) ? curluv_req_error(r)
+                                                 : "short body";
+        if (++x->tries >= PART_TRIES) {
+            pull_fail(pl, "download %.19s: %s", cur_blob(pl)->digest, why);
+            return;
+        }
+        OX_INFO("pull: part %zu of %.19s interrupted (%s), retrying", x->part,
+                cur_blob(pl)->digest, why);
+        x->retry_pending = 1;
+        x->retry_at = uv_now(pl->node->loop) + ((uint64_t)RETRY_BASE_MS << (x->tries - 1));
+        arm_retry(pl);
         return;
     }
     if (all_parts_done(pl)) {
@@ -329,8 +372,23 @@ static void start_part(pull_t *pl, size_t idx)
     x->pl = pl;
     x->part = idx;
     x->checked = 0;
+    x->done_at_start = part->done;
+    /* OLLAMAX_MAX_DOWNLOAD caps the pull as a whole: share it among the
+     * parts that can run at once. */
+    uint64_t cap = pl->node->cfg.max_download;
+    if (cap > 0) {
+        size_t left = 0;
+        for (size_t i = 0; i < pl->n_parts; i++)
+            left += pl->parts[i].done < pl->parts[i].len;
+        if (left > PULL_MAX_PARALLEL)
+            left = PULL_MAX_PARALLEL;
+        cap /= left ? left : 1;
+        if (cap == 0)
+            cap = 1;
+    }
     curluv_opts_t o = {.url = pl->blob_url,
                        .headers = pull_headers(pl, pl->blob_url_same_host, NULL),
+                       .max_recv_bps = cap,
                        .range = range,
                        .follow_redirects = 1,
                        .on_data = on_part_data,
@@ -348,7 +406,8 @@ static void start_part(pull_t *pl, size_t idx)
 static void start_parts(pull_t *pl)
 {
     for (size_t i = 0; i < pl->n_parts && pl->running < PULL_MAX_PARALLEL && !pl->finished; i++)
-        if (pl->parts[i].done < pl->parts[i].len && !pl->xfers[i].req)
+        if (pl->parts[i].done < pl->parts[i].len && !pl->xfers[i].req &&
+            !pl->xfers[i].retry_pending)
             start_part(pl, i);
 }
 

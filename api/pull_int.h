@@ -19,7 +19,10 @@ typedef struct pull_xfer {
     size_t part;           /* index into pl->parts */
     curluv_req_t *req;     /* NULL when not running */
     int checked;           /* response status checked */
-    int tries;
+    int tries;             /* failed attempts in a row without progress */
+    uint64_t done_at_start;/* part->done when this attempt began */
+    int retry_pending;     /* waiting for retry_at (loop ms) */
+    uint64_t retry_at;
 } pull_xfer_t;
 
 struct pull {

@@ -456,12 +456,12 @@ static void run_create(api_job_t *job)
         api_job_set_err(job, 400, "neither 'from' or 'files' was specified");
     }
     if (c.validated) {
-        /* statuses so far were collected in validation order; the layer
-         * statuses of small layers are added in build */
+        /* validation added one "parsing GGUF" per file; build adds the
+         * layer lines in their final order */
         rc = build(job, &c, &name);
         if (rc != 0 && !job->err[0])
             api_job_set_err(job, 500, "%s", ox_strerror(rc));
-        job->stream = 2; /* past validation */
+        job->validated = 1;
     } else {
         json_array_clear(job->lines);
     }
@@ -473,7 +473,7 @@ static void run_create(api_job_t *job)
 static void done_create(api_job_t *job)
 {
     int stream = api_want_stream(job->body);
-    int validated = job->stream == 2;
+    int validated = job->validated;
     if (!validated || !stream) {
         if (job->err[0]) {
             api_error(job->req, job->status ? job->status : 500, job->err);

@@ -128,7 +128,14 @@ static void run_load(api_job_t *job)
     load_ud_t *u = job->ud;
     cas_name_t name;
     if (cas_name_parse(u->c->model, &name) != 0) {
-        api_job_set_err(job, 400, "invalid model name");
+        /* what Ollama answers for a name that cannot parse */
+        if (u->c->chat && !u->c->openai)
+            api_job_set_err(job, 400, "model is required");
+        else if (u->c->notfound_style == INFER_NF_LEGACY)
+            api_job_set_err(job, 404, "model \"%s\" not found, try pulling it first",
+                            u->c->model);
+        else
+            api_job_set_err(job, 404, "model '%s' not found", u->c->model);
         return;
     }
     char err[512] = "";
@@ -206,6 +213,8 @@ static void on_loaded(api_job_t *job)
         goto out;
     }
     http_req_on_close(c->req, on_req_close, c);
+    if (http_req_is_closed(c->req))
+        on_req_close(c->req, c); /* went away while the model was read */
 out:
     if (u->have)
         api_model_free(&u->m);

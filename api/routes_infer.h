@@ -43,8 +43,10 @@ struct infer_call {
     ox_buf_t acc;           /* accumulated text (non-streamed answers) */
     int64_t created_s;      /* openai */
     char id[40];            /* openai */
-    int include_usage;      /* openai */
+    int include_usage;      /* openai: stream_options.include_usage */
+    int base64;             /* openai: embeddings as base64 float32 */
     int chat;               /* chat shape: /api/chat, chat.completion */
+    int openai;             /* a /v1 route */
     int sent_role;          /* openai: first delta sent */
 };
 

@@ -294,8 +294,10 @@ static void start_completion(node_t *node, http_req_t *req, int chat)
         return;
     }
     c->chat = chat;
-    static unsigned long seq;
-    snprintf(c->id, sizeof c->id, "%s-%lu", chat ? "chatcmpl" : "cmpl", ++seq % 1000);
+    c->openai = 1;
+    /* Ollama's ids are "chatcmpl-" and a number below 1000 */
+    snprintf(c->id, sizeof c->id, "%s-%lld", chat ? "chatcmpl" : "cmpl",
+             (long long)(ox_time_now_ns() / 1000 % 999));
     json_t *opts = json_object();
     json_t *q = json_object();
     const char *bad = oai_common(c, body, opts);
@@ -396,7 +398,7 @@ static void oai_embed_done(infer_call_t *c, int rc, int status, const char *msg,
         const float *v = res->embeddings + i * res->dim;
         json_t *e = json_object();
         json_object_set_new(e, "object", json_string("embedding"));
-        if (c->include_usage /* base64 requested */) {
+        if (c->base64) {
             ox_buf_t b = OX_BUF_INIT;
             b64((const unsigned char *)v, res->dim * sizeof(float), &b);
             json_object_set_new(e, "embedding", json_stringn(b.data ? b.data : "", b.len));
@@ -453,8 +455,9 @@ void api_route_oai_embeddings(node_t *node, http_req_t *req)
         return;
     }
     snprintf(c->model, sizeof c->model, "%s", model);
+    c->openai = 1;
     const char *enc = json_string_value(json_object_get(body, "encoding_format"));
-    c->include_usage = enc && strcmp(enc, "base64") == 0;
+    c->base64 = enc && strcmp(enc, "base64") == 0;
     json_t *q = json_object();
     json_object_set(q, "input", in);
     json_t *dims = json_object_get(body, "dimensions");

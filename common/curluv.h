@@ -46,6 +46,9 @@ typedef struct curluv_opts {
     /* Abort when slower than 1 byte/s for this long (stalled peer), 0 = 60 s,
      * negative = never. */
     long stall_timeout_ms;
+    /* Download cap in bytes/s for this transfer, 0 = none. Averaged over
+     * time by curl: what already sits in socket buffers comes at once. */
+    uint64_t max_recv_bps;
     curluv_data_cb on_data;      /* may be NULL: the body is discarded */
     curluv_progress_cb on_progress; /* may be NULL */
     curluv_done_cb on_done;      /* may be NULL */

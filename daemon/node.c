@@ -6,11 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* api.h opens a comment inside its header comment (reported): tolerate it. */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wcomment"
 #include "api/api.h"
-#pragma GCC diagnostic pop
 #include "common/err.h"
 #include "common/fs.h"
 #include "common/log.h"

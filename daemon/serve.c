@@ -1,13 +1,10 @@
 /* `ollamax serve`: one node in the foreground until SIGINT/SIGTERM. */
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
-/* api.h opens a comment inside its header comment (reported): tolerate it. */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wcomment"
 #include "api/api.h"
-#pragma GCC diagnostic pop
 #include "common/err.h"
 #include "common/log.h"
 #include "daemon/serve.h"
@@ -45,6 +42,10 @@ int node_serve(void)
         OX_ERROR("config: %s", err);
         return 1;
     }
+    /* The work pool runs store work, uploads and sendfile transfers of
+     * served blobs; libuv's default of 4 threads lets a few slow downloads
+     * stall every other request. Read once, at the first queued work. */
+    setenv("UV_THREADPOOL_SIZE", "32", 0);
     uv_loop_t loop;
     if (uv_loop_init(&loop) != 0) {
         OX_ERROR("cannot create the event loop");

@@ -86,6 +86,7 @@ static void matmul(const step_t *s, int ith, int nth, const infer_weight_t *w, c
     size_t a_row = slot >= 0 ? c->act_row[slot] : (size_t)ld_in * sizeof(float);
     q_vec_dot_fn dot = w->tr->vec_dot;
     q_vec_dot_x4_fn dot4 = w->tr->vec_dot_x4;
+    q_vec_dot_4x4_fn dot44 = w->tr->vec_dot_4x4;
     long lo, hi;
     tp_split(w->ne1, ith, nth, &lo, &hi);
     const char *wd = w->data;
@@ -104,7 +105,18 @@ static void matmul(const step_t *s, int ith, int nth, const infer_weight_t *w, c
         long r1 = r0 + rblk < hi ? r0 + rblk : hi;
         int t = 0;
         for (; !rowbuf && t + 4 <= n; t += 4) {
-            for (long r = r0; r < r1; r++) {
+            long r = r0;
+            for (; dot44 && r + 4 <= r1; r += 4) {
+                float v[16];
+                dot44(ne0, wd + (size_t)r * w->row_bytes, w->row_bytes, a + (size_t)t * a_row,
+                      a_row, v);
+                for (int i = 0; i < 4; i++)
+                    for (int k = 0; k < 4; k++) {
+                        float *o = &out[(size_t)(t + k) * ld_out + r + i];
+                        *o = accumulate ? *o + v[4 * i + k] : v[4 * i + k];
+                    }
+            }
+            for (; r < r1; r++) {
                 float v[4];
                 dot4(ne0, wd + (size_t)r * w->row_bytes, a + (size_t)t * a_row, a_row, v);
                 for (int k = 0; k < 4; k++) {

@@ -12,7 +12,6 @@ typedef struct infer_weight {
     int64_t ne0, ne1;
     size_t row_bytes;
     const q_traits_t *tr;
-    const char *name; /* for messages; static or in the model */
 } infer_weight_t;
 
 typedef struct infer_layer {

@@ -97,6 +97,7 @@ static void dot_q8_0_q8_0_x4(int n, const void *w, const void *a, size_t st, flo
         __m512i ax = _mm512_abs_epi8(xq);
         __mmask64 neg = _mm512_movepi8_mask(xq);
         float d0 = f16(x[i].d), d1 = f16(x[i + 1].d);
+#pragma GCC unroll 4
         for (int k = 0; k < 4; k++) {
             __m512i yq = load2(y[k][i].qs, y[k][i + 1].qs);
             __m512i sy = _mm512_mask_sub_epi8(yq, neg, _mm512_setzero_si512(), yq);
@@ -153,6 +154,7 @@ static void dot_q4_0_q8_0_x4(int n, const void *w, const void *a, size_t st, flo
     for (; i + 1 < nb; i += 2) {
         __m512i q = nibbles64(x[i].qs, x[i + 1].qs);
         float d0 = f16(x[i].d), d1 = f16(x[i + 1].d);
+#pragma GCC unroll 4
         for (int k = 0; k < 4; k++) {
             __m512i yq = load2(y[k][i].qs, y[k][i + 1].qs);
             __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q, yq);
@@ -267,6 +269,111 @@ static float dot_q6_k_q8_k(int n, const void *w, const void *a)
     return _mm512_reduce_add_ps(acc) - offs;
 }
 
+/* 4 weight rows x 4 tokens. Weights are offset to unsigned (x + 128) so the
+ * activations go into VNNI unchanged and are shared by all four rows; the
+ * offset is removed by starting each dot at -128 * sum(y). */
+static void dot_q8_0_q8_0_4x4(int n, const void *w, size_t ws, const void *a, size_t as,
+                              float *out)
+{
+    const blk_q8_0 *x[4], *y[4];
+    for (int k = 0; k < 4; k++) {
+        x[k] = (const blk_q8_0 *)((const char *)w + (size_t)k * ws);
+        y[k] = (const blk_q8_0 *)((const char *)a + (size_t)k * as);
+    }
+    int nb = n / QK8_0, i = 0;
+    const __m512i c128 = _mm512_set1_epi8((char)0x80);
+    __m512 acc[4][4];
+#pragma GCC unroll 4
+    for (int r = 0; r < 4; r++)
+#pragma GCC unroll 4
+        for (int t = 0; t < 4; t++)
+            acc[r][t] = _mm512_setzero_ps();
+    for (; i + 1 < nb; i += 2) {
+        __m512i yv[4], nys[4];
+        __m512 da[4];
+#pragma GCC unroll 4
+        for (int t = 0; t < 4; t++) {
+            yv[t] = load2(y[t][i].qs, y[t][i + 1].qs);
+            nys[t] = _mm512_sub_epi32(_mm512_setzero_si512(),
+                                      _mm512_dpbusd_epi32(_mm512_setzero_si512(), c128, yv[t]));
+            da[t] = splat2(f16(y[t][i].d), f16(y[t][i + 1].d));
+        }
+#pragma GCC unroll 4
+        for (int r = 0; r < 4; r++) {
+            __m512i xv = _mm512_xor_si512(load2(x[r][i].qs, x[r][i + 1].qs), c128);
+            __m512 dw = splat2(f16(x[r][i].d), f16(x[r][i + 1].d));
+#pragma GCC unroll 4
+            for (int t = 0; t < 4; t++) {
+                __m512i p = _mm512_dpbusd_epi32(nys[t], xv, yv[t]);
+                acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_mul_ps(dw, da[t]),
+                                            acc[r][t]);
+            }
+        }
+    }
+    for (int r = 0; r < 4; r++)
+        for (int t = 0; t < 4; t++) {
+            float s = _mm512_reduce_add_ps(acc[r][t]);
+            if (i < nb) {
+                __m256i p = dot_s8_256(_mm256_loadu_si256((const __m256i *)x[r][i].qs),
+                                       _mm256_loadu_si256((const __m256i *)y[t][i].qs));
+                s += hsum256(_mm256_cvtepi32_ps(p)) * f16(x[r][i].d) * f16(y[t][i].d);
+            }
+            out[4 * r + t] = s;
+        }
+}
+
+/* Same for Q4_0: the nibbles are already unsigned, offset 8. */
+static void dot_q4_0_q8_0_4x4(int n, const void *w, size_t ws, const void *a, size_t as,
+                              float *out)
+{
+    const blk_q4_0 *x[4];
+    const blk_q8_0 *y[4];
+    for (int k = 0; k < 4; k++) {
+        x[k] = (const blk_q4_0 *)((const char *)w + (size_t)k * ws);
+        y[k] = (const blk_q8_0 *)((const char *)a + (size_t)k * as);
+    }
+    int nb = n / QK8_0, i = 0;
+    const __m512i c8 = _mm512_set1_epi8(8);
+    __m512 acc[4][4];
+#pragma GCC unroll 4
+    for (int r = 0; r < 4; r++)
+#pragma GCC unroll 4
+        for (int t = 0; t < 4; t++)
+            acc[r][t] = _mm512_setzero_ps();
+    for (; i + 1 < nb; i += 2) {
+        __m512i yv[4], nys[4];
+        __m512 da[4];
+#pragma GCC unroll 4
+        for (int t = 0; t < 4; t++) {
+            yv[t] = load2(y[t][i].qs, y[t][i + 1].qs);
+            nys[t] = _mm512_sub_epi32(_mm512_setzero_si512(),
+                                      _mm512_dpbusd_epi32(_mm512_setzero_si512(), c8, yv[t]));
+            da[t] = splat2(f16(y[t][i].d), f16(y[t][i + 1].d));
+        }
+#pragma GCC unroll 4
+        for (int r = 0; r < 4; r++) {
+            __m512i xv = nibbles64(x[r][i].qs, x[r][i + 1].qs);
+            __m512 dw = splat2(f16(x[r][i].d), f16(x[r][i + 1].d));
+#pragma GCC unroll 4
+            for (int t = 0; t < 4; t++) {
+                __m512i p = _mm512_dpbusd_epi32(nys[t], xv, yv[t]);
+                acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_mul_ps(dw, da[t]),
+                                            acc[r][t]);
+            }
+        }
+    }
+    for (int r = 0; r < 4; r++)
+        for (int t = 0; t < 4; t++) {
+            float s = _mm512_reduce_add_ps(acc[r][t]);
+            if (i < nb) {
+                __m256i p = dot_s8_256(_mm256_sub_epi8(nibbles32(x[r][i].qs), _mm256_set1_epi8(8)),
+                                       _mm256_loadu_si256((const __m256i *)y[t][i].qs));
+                s += hsum256(_mm256_cvtepi32_ps(p)) * f16(x[r][i].d) * f16(y[t][i].d);
+            }
+            out[4 * r + t] = s;
+        }
+}
+
 #pragma GCC pop_options
 
 const q_kernels_t q_kernels_avx512 = {
@@ -275,6 +382,10 @@ const q_kernels_t q_kernels_avx512 = {
         [GGML_T_Q4_0] = dot_q4_0_q8_0,
         [GGML_T_Q4_K] = dot_q4_k_q8_k,
         [GGML_T_Q6_K] = dot_q6_k_q8_k,
+    },
+    .vec_dot_4x4 = {
+        [GGML_T_Q8_0] = dot_q8_0_q8_0_4x4,
+        [GGML_T_Q4_0] = dot_q4_0_q8_0_4x4,
     },
     .vec_dot_x4 = {
         [GGML_T_Q8_0] = dot_q8_0_q8_0_x4,

@@ -89,7 +89,6 @@ static int bind(infer_model_t *m, const char *name, int64_t ne0, int64_t ne1, in
     w->ne1 = (int64_t)want1;
     w->row_bytes = q_row_size(w->type, ne0);
     w->tr = tr;
-    w->name = NULL;
     return 0;
 }
 

@@ -5,6 +5,7 @@
 
 #include <math.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/err.h"
@@ -286,6 +287,7 @@ static void on_traits_init(void)
     isa_have[Q_ISA_AVX512] = isa_have[Q_ISA_AVX2] && __builtin_cpu_supports("avx512f") &&
                              __builtin_cpu_supports("avx512bw") &&
                              __builtin_cpu_supports("avx512vl") &&
+                             __builtin_cpu_supports("avx512dq") &&
                              __builtin_cpu_supports("avx512vnni");
     for (int isa = 0; isa < Q_ISA_COUNT; isa++) {
         if (isa_have[isa])
@@ -296,6 +298,8 @@ static void on_traits_init(void)
                 continue;
             tr.vec_dot = pick_dot(isa, t);
             tr.vec_dot_x4 = pick_dot_x4(isa, t);
+            /* only from the ISA whose vec_dot was chosen */
+            tr.vec_dot_4x4 = kernels_of(isa)->vec_dot[t] ? kernels_of(isa)->vec_dot_4x4[t] : NULL;
             if (tr.vec_dot && !tr.vec_dot_x4)
                 tr.vec_dot_x4 = generic_x4[isa][t];
             /* activation quantizers are per ISA too (they run once per matmul) */
@@ -304,6 +308,11 @@ static void on_traits_init(void)
             traits_isa[isa][t] = tr;
         }
     }
+    /* OLLAMAX_KERNELS=scalar|avx2 caps the choice (comparisons, debugging) */
+    const char *cap = getenv("OLLAMAX_KERNELS");
+    for (int isa = 0; cap && isa < isa_best; isa++)
+        if (!strcmp(cap, q_isa_name(isa)))
+            isa_best = isa;
 }
 
 const q_traits_t *q_traits_isa(int type, int isa)

@@ -10,7 +10,8 @@
  * weight row: no switch on type in the hot loop.
  *
  * Kernels exist per ISA (scalar reference, AVX2, AVX-512); q_traits() picks the
- * best one the CPU supports at run time, q_traits_isa() a given one (tests). */
+ * best one the CPU supports at run time (OLLAMAX_KERNELS=scalar|avx2 caps it),
+ * q_traits_isa() a given one (tests). */
 #ifndef OX_INFER_QUANT_H
 #define OX_INFER_QUANT_H
 
@@ -51,6 +52,9 @@ typedef float (*q_vec_dot_fn)(int n, const void *w, const void *a);
 /* dots of one weight row with 4 activation rows a + k*a_stride bytes (k < 4)
  * into out[4]: decodes the weights once for 4 tokens (prompt processing) */
 typedef void (*q_vec_dot_x4_fn)(int n, const void *w, const void *a, size_t a_stride, float *out);
+/* 4 weight rows (w + r*w_stride) x 4 activation rows into out[4*r + t] */
+typedef void (*q_vec_dot_4x4_fn)(int n, const void *w, size_t w_stride, const void *a,
+                                 size_t a_stride, float *out);
 
 typedef struct q_traits {
     const char *name;
@@ -61,6 +65,7 @@ typedef struct q_traits {
     int vec_dot_type;    /* GGML_T_* of the activations vec_dot reads */
     q_vec_dot_fn vec_dot; /* NULL: not usable as a matrix */
     q_vec_dot_x4_fn vec_dot_x4; /* never NULL when vec_dot is set */
+    q_vec_dot_4x4_fn vec_dot_4x4; /* NULL: use vec_dot_x4 per row */
 } q_traits_t;
 
 /* Traits of a type with the best kernels for this CPU; NULL if unsupported.
@@ -93,6 +98,7 @@ const q_attn_ops_t *q_attn_ops(int isa);
 typedef struct q_kernels {
     q_vec_dot_fn vec_dot[GGML_T_COUNT];
     q_vec_dot_x4_fn vec_dot_x4[GGML_T_COUNT];
+    q_vec_dot_4x4_fn vec_dot_4x4[GGML_T_COUNT];
     q_from_float_fn quantize_q8_0;
     q_from_float_fn quantize_q8_k;
     q_attn_ops_t attn;

@@ -76,6 +76,7 @@ typedef struct runner_result {
     char done_reason[16];  /* "stop", "length", "load", "unload" */
     int64_t total_ns, load_ns, prompt_eval_ns, eval_ns;
     int prompt_eval_count, eval_count;
+    int prompt_cached;     /* prompt tokens reused from the slot's cache (not evaluated) */
     int32_t *context;      /* generate: prompt + output tokens */
     size_t n_context;
     float *embeddings;     /* embed: n_embeddings rows of dim floats */

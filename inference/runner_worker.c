@@ -239,6 +239,7 @@ static int eval_prompt(rslot_t *s, runner_job_t *j, const int32_t *tokens, size_
     if (p == n)
         p = n - 1; /* the last token must be evaluated again for its logits */
     s->n_cached = p;
+    j->res.prompt_cached = (int)p;
     /* in pieces, so a cancelled request stops between them */
     const size_t step = 512;
     for (size_t i = p; i < n; i += step) {
@@ -252,6 +253,33 @@ static int eval_prompt(rslot_t *s, runner_job_t *j, const int32_t *tokens, size_
         }
         if (cached_push(s, tokens + i, k) != 0)
             return fail(j, OX_ENOMEM, "%s", NULL);
+    }
+    return 0;
+}
+
+/* The cache is full: keep BOS and the newer half of the rest, evaluated
+ * again from BOS on (Ollama shifts the context the same way, so a long
+ * answer goes on instead of stopping at num_ctx). */
+static int shift_context(rslot_t *s, runner_job_t *j)
+{
+    size_t keep = s->n_cached > 0 && s->cached[0] == tok_bos(s->model->tok) ? 1 : 0;
+    size_t discard = (s->n_cached - keep) / 2;
+    if (discard == 0)
+        return fail(j, OX_ETOOBIG, "context too small: %s", NULL);
+    memmove(s->cached + keep, s->cached + keep + discard,
+            (s->n_cached - keep - discard) * sizeof *s->cached);
+    size_t n = s->n_cached - discard;
+    s->n_cached = keep;
+    for (size_t i = keep; i < n; i += 512) {
+        if (atomic_load(&j->cancel))
+            return fail(j, OX_ECANCELED, "%s", NULL);
+        size_t k = n - i < 512 ? n - i : 512;
+        int rc = infer_eval(s->ctx, s->cached + i, (int)k, (int)i, 0);
+        if (rc != 0) {
+            s->n_cached = 0;
+            return fail(j, rc, "evaluate: %s", NULL);
+        }
+        s->n_cached = i + k;
     }
     return 0;
 }
@@ -321,7 +349,8 @@ static int run_generate(rslot_t *s, runner_job_t *j)
     rc = smp_stop_init(&st, stops, n_stops);
     free(stops);
     long num_predict = (long)ropt_num(j->q.options, "num_predict", -1);
-    outtok = malloc(sizeof *outtok * (size_t)(n_ctx + 1));
+    size_t cap_out = 256;
+    outtok = malloc(sizeof *outtok * cap_out);
     lbuf = malloc(n_logits * sizeof *lbuf);
     if (rc != 0 || !outtok || !lbuf) {
         rc = fail(j, OX_ENOMEM, "%s", NULL);
@@ -366,10 +395,17 @@ static int run_generate(rslot_t *s, runner_job_t *j)
         }
         if (stopped)
             break;
-        if ((long)(s->n_cached + 1) > n_ctx || (long)n_out >= n_ctx) {
-            reason = "length";
-            break;
+        if (n_out == cap_out) {
+            int32_t *p = realloc(outtok, 2 * cap_out * sizeof *outtok);
+            if (!p) {
+                rc = fail(j, OX_ENOMEM, "%s", NULL);
+                break;
+            }
+            outtok = p;
+            cap_out *= 2;
         }
+        if ((long)(s->n_cached + 1) > n_ctx && (rc = shift_context(s, j)) != 0)
+            break;
         int erc = infer_eval(s->ctx, &tok, 1, (int)s->n_cached, 0);
         if (erc != 0) {
             s->n_cached = 0;

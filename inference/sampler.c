@@ -260,11 +260,17 @@ static void apply_json(smp_t *s, float *logits, size_t n)
 {
     bool done = smp_json_complete(&s->js);
     bool in_str = smp_json_in_string(&s->js);
-    uint8_t first_ok[256];
+    /* first_ok: bytes the state accepts next; space_ok: bytes accepted after
+     * one space (most vocabulary entries start with a space). */
+    uint8_t first_ok[256], space_ok[256];
+    smp_json_t after_space = s->js;
+    bool space_fed = smp_json_feed(&after_space, " ", 1);
     for (int c = 0; c < 256; c++) {
         smp_json_t j = s->js;
         char b = (char)c;
         first_ok[c] = smp_json_feed(&j, &b, 1);
+        j = after_space;
+        space_ok[c] = space_fed && smp_json_feed(&j, &b, 1);
     }
     for (size_t i = 0; i < n; i++) {
         if (i >= s->n_vocab) {
@@ -284,7 +290,8 @@ static void apply_json(smp_t *s, float *logits, size_t n)
             continue;
         const char *p = s->tok_bytes + s->tok_off[i];
         size_t len = s->tok_off[i + 1] - s->tok_off[i];
-        if (!first_ok[(unsigned char)p[0]]) {
+        if (!first_ok[(unsigned char)p[0]] ||
+            (p[0] == ' ' && len > 1 && !space_ok[(unsigned char)p[1]])) {
             logits[i] = -INFINITY;
             continue;
         }
@@ -377,12 +384,12 @@ int32_t smp_sample(smp_t *s, float *logits, size_t n)
     }
     for (size_t i = 0; i < m; i++)
         s->prob[i] = (float)(s->prob[i] / sum);
-    /* top_p: smallest prefix whose mass reaches top_p. */
+    /* top_p: smallest prefix whose mass exceeds top_p (as Ollama cuts). */
     if (s->p.top_p > 0.0f && s->p.top_p < 1.0f) {
         double acc = 0;
         for (size_t i = 0; i < m; i++) {
             acc += s->prob[i];
-            if (acc >= s->p.top_p) {
+            if (acc > s->p.top_p) {
                 m = i + 1;
                 break;
             }

@@ -188,6 +188,12 @@ static int eval_cmd(exec_t *x, int line, tcmd_t *c, json_t *dot, json_t *prev, b
             xfail(x, line, rc == OX_ENOTFOUND ? OX_EINVAL : rc, "%s", ferr);
         if (rc == OX_ENOTFOUND)
             rc = OX_EINVAL;
+        /* Charge copies (slice, json, print) to the step budget so quadratic
+         * templates over huge inputs stop too. */
+        if (rc == 0 && *res)
+            x->steps += (long)(json_is_array(*res) ? json_array_size(*res)
+                                                   : json_is_string(*res) ? json_string_length(*res) / 64
+                                                                          : 0);
     }
     for (size_t i = 0; i < got; i++)
         json_decref(args[i]);

@@ -325,6 +325,7 @@ int tok_load_desc(const tok_desc_t *d, tok_t **out, char *err, size_t errlen)
         if ((t->tokens[i].type == TOK_T_CONTROL || t->tokens[i].type == TOK_T_USER) &&
             t->tokens[i].len > 0) {
             t->special[t->n_special++] = (int32_t)i;
+            t->n_user += t->tokens[i].type == TOK_T_USER;
             unsigned char c = (unsigned char)t->text[t->tokens[i].off];
             t->special_first[c >> 3] |= (uint8_t)(1u << (c & 7));
         }
@@ -365,8 +366,9 @@ void tok_free(tok_t *t)
 
 /* ---- encoding ---- */
 
-/* Longest special token starting at s[0..n), or -1. */
-static int32_t match_special(const tok_t *t, const char *s, size_t n)
+/* Longest special token starting at s[0..n), or -1; with user_only, control
+ * tokens are not considered. */
+static int32_t match_special(const tok_t *t, const char *s, size_t n, bool user_only)
 {
     unsigned char c = (unsigned char)s[0];
     if (!(t->special_first[c >> 3] & (1u << (c & 7))))
@@ -374,7 +376,7 @@ static int32_t match_special(const tok_t *t, const char *s, size_t n)
     for (size_t k = 0; k < t->n_special; k++) {
         const tok_entry_t *e = &t->tokens[t->special[k]];
         if (e->len <= n && (unsigned char)t->text[e->off] == c &&
-            memcmp(t->text + e->off, s, e->len) == 0)
+            (!user_only || e->type == TOK_T_USER) && memcmp(t->text + e->off, s, e->len) == 0)
             return t->special[k];
     }
     return -1;
@@ -414,9 +416,11 @@ int tok_encode(const tok_t *t, const char *text, size_t len, bool add_special,
         goto fail;
     size_t start = 0;
     bool after_special = true;
-    if (parse_special && t->n_special) {
+    /* User-defined tokens (e.g. qwen2's <tool_call>) are always cut out, as
+     * llama.cpp does; control tokens only when parse_special is set. */
+    if (t->n_special && (parse_special || t->n_user)) {
         for (size_t i = 0; i < len;) {
-            int32_t sp = match_special(t, text + i, len - i);
+            int32_t sp = match_special(t, text + i, len - i, !parse_special);
             if (sp < 0) {
                 i++;
                 continue;

@@ -61,9 +61,10 @@ int tok_load_desc(const tok_desc_t *d, tok_t **out, char *err, size_t errlen);
 void tok_free(tok_t *t);
 
 /* Encodes text[0..len). add_special: prepend BOS (and append EOS) as the
- * vocabulary asks. parse_special: control/user-defined token texts in the input
- * (e.g. "<|eot_id|>") become those tokens; otherwise they are encoded as plain
- * text. On success *ids (malloc'ed, caller frees; may be NULL when *n is 0) and
+ * vocabulary asks. parse_special: control token texts in the input (e.g.
+ * "<|eot_id|>") become those tokens; otherwise they are encoded as plain
+ * text. User-defined tokens (type 4, e.g. "<tool_call>") are always matched,
+ * as llama.cpp does. On success *ids (malloc'ed, caller frees; may be NULL when *n is 0) and
  * *n are set. Returns 0 or OX_ENOMEM / OX_ETOOBIG (input over 256 MiB). */
 int tok_encode(const tok_t *t, const char *text, size_t len, bool add_special,
                bool parse_special, int32_t **ids, size_t *n);

@@ -34,6 +34,7 @@ struct tok {
     int16_t cp_to_byte[512];    /* inverse, -1 when not a mapped char */
     int32_t *special;       /* control/user tokens, longest first */
     size_t n_special;
+    size_t n_user;          /* user-defined tokens among them */
     uint8_t special_first[32]; /* bitmap of first bytes of special tokens */
     uint8_t *eog;           /* n flags */
 };

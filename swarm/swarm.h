@@ -2,8 +2,10 @@
  * seeds, and a missing blob can be fetched from the peers that hold it.
  *
  * Owns: one BitTorrent engine session (libtorrent, behind engine.h), the
- * per-blob torrent records in the store's index (meta kind "torrent"), the
- * staging dir <tmp>/swarm/ of fetches and their resume data.
+ * per-blob records in the store's index (meta kinds "torrent": info-hash +
+ * .torrent bytes, and "merkle": the 16 KiB leaf hashes, 0.2% of the blob,
+ * given to the engine so a seed answers hash requests without reading the
+ * blob), the staging dir <tmp>/swarm/ of fetches and their resume data.
  *
  * Promises:
  * - the torrent of a blob is a pure function of its bytes (single file
@@ -41,8 +43,10 @@ typedef struct swarm_config {
     uint64_t max_upload;    /* bytes/s, 0 = unlimited (LAN peers included) */
     uint64_t max_download;  /* bytes/s, 0 = unlimited */
     int dht;                /* 1 = private DHT (no public bootstrap) */
-    int verify_seeds;       /* 1 = hash each blob before seeding it (slow);
-                             * 0 = seed mode: pieces verified when first asked */
+    int verify_seeds;       /* 1 = the engine hashes each blob before seeding
+                             * it (one read per blob per start); 0 = trust the
+                             * store's check and hand the engine the merkle
+                             * tree kept at commit (no read at all) */
     int update_ms;          /* progress period, default 500 */
     int resume_ms;          /* resume data period for fetches, default 3000 */
 } swarm_config_t;

@@ -14,10 +14,7 @@
 #include <unistd.h>
 #include <uv.h>
 
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wcomment"
 #include "api/api.h"
-#pragma GCC diagnostic pop
 #include "common/buf.h"
 #include "common/fs.h"
 #include "common/sha256.h"

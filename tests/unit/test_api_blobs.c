@@ -6,7 +6,10 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <strings.h>
+#include <sys/socket.h>
 
 #include "api_fixture.h"
 
@@ -232,6 +235,73 @@ static void test_registry_blobs(void **state)
     resp_free(&r);
 }
 
+/* Opens a raw connection and sends the head of an upload of total bytes and
+ * the first sent of them. Returns the socket. */
+static int raw_upload_start(fx_t *f, const char *digest, size_t total, size_t sent)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)f->port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    char head[512];
+    int n = snprintf(head, sizeof head,
+                     "POST /api/blobs/%s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: %zu\r\n\r\n",
+                     digest, total);
+    assert_int_equal(write(fd, head, (size_t)n), n);
+    char *buf = calloc(1, 1 << 16);
+    for (size_t done = 0; done < sent;) {
+        size_t k = sent - done < (1u << 16) ? sent - done : (1u << 16);
+        ssize_t w = write(fd, buf, k);
+        assert_true(w > 0);
+        done += (size_t)w;
+    }
+    free(buf);
+    return fd;
+}
+
+static void test_upload_client_gone(void **state)
+{
+    fx_t *f = *state;
+    char d[80];
+    fx_digest("whatever", 8, d);
+    int fd = raw_upload_start(f, d, 30u << 20, 9u << 20);
+    usleep(200 * 1000);
+    close(fd);
+    usleep(300 * 1000);
+    resp_t r;
+    char path[256];
+    snprintf(path, sizeof path, "/api/blobs/%s", d);
+    fx_request(f, "HEAD", path, NULL, 0, NULL, &r);
+    assert_int_equal(r.status, 404);
+    resp_free(&r);
+    /* the server still works, and tmp/ holds nothing of the abandoned upload */
+    fx_request(f, "GET", "/api/tags", NULL, 0, NULL, &r);
+    assert_int_equal(r.status, 200);
+    resp_free(&r);
+    char tmp[128], cmd[256];
+    snprintf(tmp, sizeof tmp, "%s/tmp", f->home);
+    snprintf(cmd, sizeof cmd, "test -z \"$(ls -A %s | grep -v -e '^index' )\"", tmp);
+    assert_int_equal(system(cmd), 0);
+}
+
+static void test_stop_during_upload(void **state)
+{
+    fx_t *f = *state;
+    char d[80];
+    fx_digest("stop me", 7, d);
+    int fd = raw_upload_start(f, d, 30u << 20, 5u << 20);
+    usleep(200 * 1000);
+    /* teardown stops the node with the upload in flight and checks that the
+     * loop closes with nothing left */
+    fx_t *keep = f;
+    (void)keep;
+    int rc = fx_teardown(state);
+    close(fd);
+    assert_int_equal(rc, 0);
+    assert_int_equal(fx_setup(state), 0); /* for the group teardown */
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -240,6 +310,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_upload_errors, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_upload_large, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_registry_blobs, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_upload_client_gone, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_stop_during_upload, fx_setup, fx_teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();

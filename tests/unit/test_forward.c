@@ -120,17 +120,18 @@ static void run_case(const char *name, const char *args, int threads, double tol
     float *ref = ref_logits(path, tok, N_TOK, V, 0);
     double worst[2] = {0, 0};
     for (int exact = 0; exact < 2; exact++) {
-    infer_ctx_params_t p = {.n_ctx = 64, .n_batch = 3, .n_threads = threads,
+    infer_ctx_params_t p = {.n_ctx = 64, .n_batch = 5, .n_threads = threads,
                             .f32_activations = exact};
     infer_ctx_t *c = NULL;
     assert_int_equal(infer_ctx_create(m, &p, &c), 0);
 #define CHECK(logits, pos) \
     worst[exact] = fmax(worst[exact], compare((logits), ref + (size_t)(pos) * V, V))
-    /* pieces: [0,5) all logits, 5, 6, 7 one by one, [8,12) last logits only */
-    assert_int_equal(infer_eval(c, tok, 5, 0, 1), 0);
-    for (int i = 0; i < 5; i++)
+    /* pieces: [0,7) all logits (steps of 5 and 2 tokens: the 4-token kernels
+     * and the single ones), 7 one by one, [8,12) last logits only */
+    assert_int_equal(infer_eval(c, tok, 7, 0, 1), 0);
+    for (int i = 0; i < 7; i++)
         CHECK(infer_logits(c, i), i);
-    for (int i = 5; i < 8; i++) {
+    for (int i = 7; i < 8; i++) {
         assert_int_equal(infer_eval(c, tok + i, 1, i, 0), 0);
         CHECK(infer_logits(c, -1), i);
     }

@@ -260,8 +260,25 @@ static void test_generate_embed_keep_alive(void **state)
            json_pack("{s:i,s:i}", "num_predict", 5, "temperature", 0), INT64_MIN, &b, NULL);
     run_until(&loop, &b.done);
     assert_int_equal(b.rc, 0);
+    assert_int_equal(a.res.prompt_cached, 0);
+    assert_int_equal(b.res.prompt_cached, b.res.prompt_eval_count - 1);
     assert_int_equal(a.text.len, b.text.len);
     assert_memory_equal(a.text.data, b.text.data, a.text.len);
+
+    /* answers longer than num_ctx go on past a context shift */
+    int longest = 0;
+    for (int seed = 1; seed <= 10 && longest < 40; seed++) {
+        result_t l = {0};
+        submit(r, f->model, RUNNER_GENERATE, json_pack("{s:s}", "prompt", "hello"),
+               json_pack("{s:i,s:i,s:i}", "num_predict", 40, "num_ctx", 16, "seed", seed),
+               INT64_MIN, &l, NULL);
+        run_until(&loop, &l.done);
+        assert_int_equal(l.rc, 0);
+        if (l.res.eval_count > longest)
+            longest = l.res.eval_count;
+        ox_buf_free(&l.text);
+    }
+    assert_int_equal(longest, 40);
 
     /* embeddings are unit vectors */
     result_t e = {0};

@@ -195,6 +195,52 @@ static void test_bpe_merge_order(void **state)
     tok_free(t);
 }
 
+/* Control tokens are matched only with parse_special; user-defined ones
+ * always (llama.cpp semantics). */
+static void test_special_kinds(void **state)
+{
+    (void)state;
+    static char bytes[256][8];
+    const char *toks[258];
+    int32_t types[258];
+    for (int b = 0; b < 256; b++) {
+        byte_char(b, bytes[b]);
+        toks[b] = bytes[b];
+        types[b] = TOK_T_NORMAL;
+    }
+    toks[256] = "<ctl>";
+    types[256] = TOK_T_CONTROL;
+    toks[257] = "<usr>";
+    types[257] = TOK_T_USER;
+    tok_desc_t d = {.kind = TOK_BPE, .pre = TOK_PRE_QWEN2, .n_tokens = 258, .tokens = toks,
+                    .types = types, .bos = -1, .eos = -1, .eot = -1, .unk = -1, .pad = -1,
+                    .add_bos = -1, .add_eos = -1, .add_space_prefix = -1};
+    tok_t *t = NULL;
+    char err[64];
+    assert_int_equal(tok_load_desc(&d, &t, err, sizeof(err)), 0);
+    int32_t *ids;
+    size_t n;
+    assert_int_equal(tok_encode(t, "<ctl><usr>", 10, false, true, &ids, &n), 0);
+    int32_t w1[] = {256, 257};
+    assert_ids(ids, n, w1, 2);
+    free(ids);
+    assert_int_equal(tok_encode(t, "<ctl><usr>", 10, false, false, &ids, &n), 0);
+    assert_int_equal(n, 6); /* "<", "ctl", ">" ... as bytes, then <usr> */
+    assert_int_equal(ids[n - 1], 257);
+    for (size_t i = 0; i + 1 < n; i++)
+        assert_true(ids[i] < 256);
+    ox_buf_t b = OX_BUF_INIT;
+    int32_t both[] = {256, 257};
+    assert_int_equal(tok_decode(t, both, 2, false, &b), 0);
+    assert_string_equal(b.data, "<usr>"); /* control tokens render only on request */
+    ox_buf_reset(&b);
+    assert_int_equal(tok_decode(t, both, 2, true, &b), 0);
+    assert_string_equal(b.data, "<ctl><usr>");
+    ox_buf_free(&b);
+    free(ids);
+    tok_free(t);
+}
+
 /* Pre-token boundaries are visible with a bytes-only vocabulary plus one
  * merge per pair: merges never cross a pre-token, so the ids show the split. */
 static void test_bpe_pretokenize(void **state)
@@ -433,6 +479,60 @@ static void test_long_input(void **state)
     tok_free(t);
 }
 
+/* Random bytes (mostly invalid UTF-8) round-trip through both encoders, and
+ * the streaming detokenizer yields the sanitised text. */
+static void test_random_roundtrip(void **state)
+{
+    (void)state;
+    const char *extra[] = {"ab", "Ġa"};
+    const char *merges[] = {"a b", "Ġ a"};
+    tok_t *bpe = make_bpe(TOK_PRE_LLAMA3, extra, 2, merges, 2);
+    tok_t *spm = make_spm();
+    unsigned seed = 99;
+    for (int it = 0; it < 2000; it++) {
+        char in[64];
+        size_t n = (seed = seed * 1103515245u + 12345u) >> 16 & 63;
+        for (size_t i = 0; i < n; i++) {
+            seed = seed * 1103515245u + 12345u;
+            unsigned r = seed >> 16;
+            /* bias towards ASCII letters/spaces so merges happen too */
+            in[i] = (r & 3) == 0 ? "ab hello "[r % 9] : (char)(r >> 3);
+        }
+        if (memmem(in, n, "\xE2\x96\x81", 3))
+            continue; /* U+2581 is SentencePiece's space: not round-trippable */
+        for (int k = 0; k < 2; k++) {
+            tok_t *t = k ? spm : bpe;
+            int32_t *ids;
+            size_t ni;
+            assert_int_equal(tok_encode(t, in, n, false, false, &ids, &ni), 0);
+            ox_buf_t dec = OX_BUF_INIT, st = OX_BUF_INIT, want = OX_BUF_INIT;
+            assert_int_equal(tok_decode(t, ids, ni, false, &dec), 0);
+            if (k && n)
+                ox_buf_puts(&want, " ");
+            ox_buf_append(&want, in, n);
+            assert_int_equal(dec.len, want.len);
+            assert_memory_equal(dec.data ? dec.data : "", want.data ? want.data : "", dec.len);
+            tok_stream_t ts;
+            tok_stream_init(&ts, t);
+            for (size_t i = 0; i < ni; i++)
+                assert_int_equal(tok_stream_push(&ts, ids[i], &st), 0);
+            assert_int_equal(tok_stream_flush(&ts, &st), 0);
+            tok_stream_free(&ts);
+            ox_buf_t clean = OX_BUF_INIT;
+            tok_utf8_sanitize(want.data ? want.data : "", want.len, &clean);
+            assert_int_equal(st.len, clean.len);
+            assert_memory_equal(st.data ? st.data : "", clean.data ? clean.data : "", st.len);
+            ox_buf_free(&clean);
+            ox_buf_free(&dec);
+            ox_buf_free(&st);
+            ox_buf_free(&want);
+            free(ids);
+        }
+    }
+    tok_free(bpe);
+    tok_free(spm);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -440,7 +540,8 @@ int main(void)
         cmocka_unit_test(test_bpe_pretokenize),   cmocka_unit_test(test_bpe_roundtrip_bytes),
         cmocka_unit_test(test_stream_utf8),       cmocka_unit_test(test_unicode_classes),
         cmocka_unit_test(test_bad_vocab),         cmocka_unit_test(test_load_gguf),
-        cmocka_unit_test(test_long_input),
+        cmocka_unit_test(test_long_input),        cmocka_unit_test(test_random_roundtrip),
+        cmocka_unit_test(test_special_kinds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
