@@ -316,8 +316,10 @@ static json_t *clean_messages(const json_t *msgs)
         json_t *m = json_array_get(msgs, i), *o = json_object();
         for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) {
             json_t *v = json_object_get(m, keys[k]);
+            /* role and content are always written; _new with an incref
+             * so a fresh "" is not leaked by json_object_set's own ref */
             if (v || k < 2)
-                json_object_set(o, keys[k], v ? v : json_string(""));
+                json_object_set_new(o, keys[k], v ? json_incref(v) : json_string(""));
         }
         json_array_append_new(out, o);
     }
@@ -373,7 +375,8 @@ static int build(api_job_t *job, create_t *c, const cas_name_t *name)
                                    "model_type", "file_type"};
     for (size_t i = 0; i < 5; i++) {
         json_t *v = json_object_get(c->config, fields[i]);
-        json_object_set(cfg, fields[i], v ? v : (i == 2 ? json_null() : json_string("")));
+        json_object_set_new(cfg, fields[i],
+                            v ? json_incref(v) : (i == 2 ? json_null() : json_string("")));
     }
     json_object_set_new(cfg, "architecture", json_string("amd64"));
     json_object_set_new(cfg, "os", json_string("linux"));

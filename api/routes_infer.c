@@ -18,12 +18,12 @@
 
 /* ---- helpers ------------------------------------------------------------------ */
 
-void infer_now_rfc3339(char *out, size_t cap)
+void api_infer_now_rfc3339(char *out, size_t cap)
 {
     ox_time_rfc3339(ox_time_now_ns(), out, cap);
 }
 
-json_t *infer_json_f32(float v)
+json_t *api_infer_json_f32(float v)
 {
     /* shortest decimal that reads back as this float32; the double of that
      * decimal prints back the same way through api_go_float */
@@ -36,7 +36,7 @@ json_t *infer_json_f32(float v)
     return json_real(strtod(s, NULL));
 }
 
-int infer_status_for(int rc)
+int api_infer_status_for(int rc)
 {
     switch (rc) {
     case OX_EINVAL:
@@ -50,7 +50,7 @@ int infer_status_for(int rc)
     }
 }
 
-json_t *infer_options_merge(const json_t *params, const json_t *req_options)
+json_t *api_infer_options_merge(const json_t *params, const json_t *req_options)
 {
     json_t *o = json_object();
     if (!o)
@@ -62,9 +62,9 @@ json_t *infer_options_merge(const json_t *params, const json_t *req_options)
     return o;
 }
 
-infer_call_t *infer_call_new(node_t *node, http_req_t *req)
+api_infer_call_t *api_infer_call_new(node_t *node, http_req_t *req)
 {
-    infer_call_t *c = calloc(1, sizeof *c);
+    api_infer_call_t *c = calloc(1, sizeof *c);
     if (!c) {
         api_error(req, 500, "out of memory");
         return NULL;
@@ -76,7 +76,7 @@ infer_call_t *infer_call_new(node_t *node, http_req_t *req)
     return c;
 }
 
-void infer_call_free(infer_call_t *c)
+void api_infer_call_free(api_infer_call_t *c)
 {
     if (!c)
         return;
@@ -89,12 +89,12 @@ void infer_call_free(infer_call_t *c)
 /* ---- the call ------------------------------------------------------------------ */
 
 typedef struct load_ud {
-    infer_call_t *c;
+    api_infer_call_t *c;
     api_model_t m;
     int have;
 } load_ud_t;
 
-static void call_fail(infer_call_t *c, int rc, int status, const char *msg)
+static void call_fail(api_infer_call_t *c, int rc, int status, const char *msg)
 {
     c->sink.on_done(c, rc, status, msg, NULL);
 }
@@ -102,24 +102,24 @@ static void call_fail(infer_call_t *c, int rc, int status, const char *msg)
 static void on_req_close(http_req_t *r, void *ud)
 {
     (void)r;
-    infer_call_t *c = ud;
+    api_infer_call_t *c = ud;
     c->closed = 1;
     runner_job_cancel(c->job);
 }
 
 static void on_runner_text(void *ud, const char *text, size_t len)
 {
-    infer_call_t *c = ud;
+    api_infer_call_t *c = ud;
     if (!c->closed)
         c->sink.on_text(c, text, len);
 }
 
 static void on_runner_done(void *ud, int rc, const char *err, const runner_result_t *res)
 {
-    infer_call_t *c = ud;
+    api_infer_call_t *c = ud;
     node_t *node = c->node;
     c->job = NULL;
-    c->sink.on_done(c, rc, rc ? infer_status_for(rc) : 200, err, res);
+    c->sink.on_done(c, rc, rc ? api_infer_status_for(rc) : 200, err, res);
     api_release(node);
 }
 
@@ -131,7 +131,7 @@ static void run_load(api_job_t *job)
         /* what Ollama answers for a name that cannot parse */
         if (u->c->chat && !u->c->openai)
             api_job_set_err(job, 400, "model is required");
-        else if (u->c->notfound_style == INFER_NF_LEGACY)
+        else if (u->c->notfound_style == API_INFER_NF_LEGACY)
             api_job_set_err(job, 404, "model \"%s\" not found, try pulling it first",
                             u->c->model);
         else
@@ -142,7 +142,7 @@ static void run_load(api_job_t *job)
     int rc = api_model_load(job->node->cas, &name, &u->m, err, sizeof err);
     u->have = 1;
     if (rc == OX_ENOTFOUND) {
-        if (u->c->notfound_style == INFER_NF_LEGACY)
+        if (u->c->notfound_style == API_INFER_NF_LEGACY)
             api_job_set_err(job, 404, "model \"%s\" not found, try pulling it first", u->c->model);
         else
             api_job_set_err(job, 404, "model '%s' not found", u->c->model);
@@ -156,7 +156,7 @@ static void run_load(api_job_t *job)
 static void on_loaded(api_job_t *job)
 {
     load_ud_t *u = job->ud;
-    infer_call_t *c = u->c;
+    api_infer_call_t *c = u->c;
     node_t *node = job->node;
     if (job->err[0]) {
         call_fail(c, OX_EINVAL, job->status, job->err);
@@ -184,7 +184,7 @@ static void on_loaded(api_job_t *job)
         .details = details,
         .size = size,
     };
-    json_t *merged = infer_options_merge(m->params, c->q.options);
+    json_t *merged = api_infer_options_merge(m->params, c->q.options);
     json_decref(c->q.options);
     c->q.options = merged;
     if (c->q.kind == RUNNER_LOAD && c->q.has_keep_alive && c->q.keep_alive_ns == 0) {
@@ -221,7 +221,7 @@ out:
     free(u);
 }
 
-void infer_call_start(infer_call_t *c)
+void api_infer_call_start(api_infer_call_t *c)
 {
     load_ud_t *u = calloc(1, sizeof *u);
     if (!u) {
@@ -257,11 +257,11 @@ static void put_metrics(json_t *o, const runner_result_t *res, int gen)
 }
 
 /* Base object of a generate/chat answer, with text. */
-static json_t *answer(infer_call_t *c, const char *text, size_t len, int done,
+static json_t *answer(api_infer_call_t *c, const char *text, size_t len, int done,
                       const char *reason)
 {
     char ts[48];
-    infer_now_rfc3339(ts, sizeof ts);
+    api_infer_now_rfc3339(ts, sizeof ts);
     json_t *o = json_object();
     json_object_set_new(o, "model", json_string(c->model));
     json_object_set_new(o, "created_at", json_string(ts));
@@ -282,7 +282,7 @@ static json_t *answer(infer_call_t *c, const char *text, size_t len, int done,
     return o;
 }
 
-static void gen_text(infer_call_t *c, const char *text, size_t len)
+static void gen_text(api_infer_call_t *c, const char *text, size_t len)
 {
     if (!c->stream) {
         ox_buf_append(&c->acc, text, len);
@@ -295,7 +295,7 @@ static void gen_text(infer_call_t *c, const char *text, size_t len)
     api_ndjson_line(c->req, answer(c, text, len, 0, NULL));
 }
 
-static void gen_done(infer_call_t *c, int rc, int status, const char *msg,
+static void gen_done(api_infer_call_t *c, int rc, int status, const char *msg,
                      const runner_result_t *res)
 {
     if (rc != 0) {
@@ -307,7 +307,7 @@ static void gen_done(infer_call_t *c, int rc, int status, const char *msg,
         } else {
             api_error(c->req, status, msg && *msg ? msg : ox_strerror(rc));
         }
-        infer_call_free(c);
+        api_infer_call_free(c);
         return;
     }
     int load = strcmp(res->done_reason, "load") == 0 || strcmp(res->done_reason, "unload") == 0;
@@ -332,14 +332,14 @@ static void gen_done(infer_call_t *c, int rc, int status, const char *msg,
         api_ndjson_line(c->req, o);
         api_ndjson_end(c->req);
     }
-    infer_call_free(c);
+    api_infer_call_free(c);
 }
 
 /* ---- validation shared by the Ollama routes -------------------------------------- */
 
 /* Fills model, stream, keep_alive, format and options. Returns 0, or sends a
  * 400 and returns -1. */
-static int parse_common(infer_call_t *c, json_t *body)
+static int parse_common(api_infer_call_t *c, json_t *body)
 {
     json_t *mv = json_object_get(body, "model");
     const char *model = json_string_value(mv);
@@ -381,18 +381,18 @@ static int parse_common(infer_call_t *c, json_t *body)
     return 0;
 }
 
-static infer_call_t *begin(node_t *node, http_req_t *req, json_t **body)
+static api_infer_call_t *begin(node_t *node, http_req_t *req, json_t **body)
 {
     if (api_body_json(req, body) != 0)
         return NULL;
-    infer_call_t *c = infer_call_new(node, req);
+    api_infer_call_t *c = api_infer_call_new(node, req);
     if (!c) {
         json_decref(*body);
         return NULL;
     }
     if (parse_common(c, *body) != 0) {
         json_decref(*body);
-        infer_call_free(c);
+        api_infer_call_free(c);
         return NULL;
     }
     return c;
@@ -403,7 +403,7 @@ static infer_call_t *begin(node_t *node, http_req_t *req, json_t **body)
 void api_route_generate(node_t *node, http_req_t *req)
 {
     json_t *body;
-    infer_call_t *c = begin(node, req, &body);
+    api_infer_call_t *c = begin(node, req, &body);
     if (!c)
         return;
     if (json_is_true(json_object_get(body, "raw"))) {
@@ -431,11 +431,11 @@ void api_route_generate(node_t *node, http_req_t *req)
     c->q.body = body;
     c->sink.on_text = gen_text;
     c->sink.on_done = gen_done;
-    infer_call_start(c);
+    api_infer_call_start(c);
     return;
 bad:
     json_decref(body);
-    infer_call_free(c);
+    api_infer_call_free(c);
 }
 
 /* ---- POST /api/chat ----------------------------------------------------------------------- */
@@ -443,7 +443,7 @@ bad:
 void api_route_chat(node_t *node, http_req_t *req)
 {
     json_t *body;
-    infer_call_t *c = begin(node, req, &body);
+    api_infer_call_t *c = begin(node, req, &body);
     if (!c)
         return;
     json_t *msgs = json_object_get(body, "messages");
@@ -469,11 +469,11 @@ void api_route_chat(node_t *node, http_req_t *req)
     c->q.body = body;
     c->sink.on_text = gen_text;
     c->sink.on_done = gen_done;
-    infer_call_start(c);
+    api_infer_call_start(c);
     return;
 bad:
     json_decref(body);
-    infer_call_free(c);
+    api_infer_call_free(c);
 }
 
 /* ---- POST /api/embed, /api/embeddings ------------------------------------------------------- */
@@ -482,25 +482,25 @@ static json_t *vec_json(const float *v, size_t dim)
 {
     json_t *a = json_array();
     for (size_t k = 0; k < dim; k++)
-        json_array_append_new(a, infer_json_f32(v[k]));
+        json_array_append_new(a, api_infer_json_f32(v[k]));
     return a;
 }
 
-static void embed_text(infer_call_t *c, const char *text, size_t len)
+static void embed_text(api_infer_call_t *c, const char *text, size_t len)
 {
     (void)c, (void)text, (void)len;
 }
 
-static void embed_done(infer_call_t *c, int rc, int status, const char *msg,
+static void embed_done(api_infer_call_t *c, int rc, int status, const char *msg,
                        const runner_result_t *res)
 {
     if (rc != 0) {
         api_error(c->req, status, msg && *msg ? msg : ox_strerror(rc));
-        infer_call_free(c);
+        api_infer_call_free(c);
         return;
     }
     json_t *o = json_object();
-    if (c->notfound_style == INFER_NF_LEGACY) {
+    if (c->notfound_style == API_INFER_NF_LEGACY) {
         json_object_set_new(o, "embedding", res->n_embeddings
                                                 ? vec_json(res->embeddings, res->dim)
                                                 : json_array());
@@ -518,13 +518,13 @@ static void embed_done(infer_call_t *c, int rc, int status, const char *msg,
             json_object_set_new(o, "prompt_eval_count", json_integer(res->prompt_eval_count));
     }
     api_json(c->req, 200, o);
-    infer_call_free(c);
+    api_infer_call_free(c);
 }
 
 void api_route_embed(node_t *node, http_req_t *req)
 {
     json_t *body;
-    infer_call_t *c = begin(node, req, &body);
+    api_infer_call_t *c = begin(node, req, &body);
     if (!c)
         return;
     json_t *in = json_object_get(body, "input");
@@ -536,7 +536,7 @@ void api_route_embed(node_t *node, http_req_t *req)
     if (!ok) {
         api_error(req, 400, "invalid input type");
         json_decref(body);
-        infer_call_free(c);
+        api_infer_call_free(c);
         return;
     }
     if (!in || json_is_null(in) || (json_is_array(in) && json_array_size(in) == 0)) {
@@ -545,28 +545,28 @@ void api_route_embed(node_t *node, http_req_t *req)
         json_object_set_new(o, "embeddings", json_array());
         api_json(req, 200, o);
         json_decref(body);
-        infer_call_free(c);
+        api_infer_call_free(c);
         return;
     }
     c->q.kind = RUNNER_EMBED;
     c->q.body = body;
     c->sink.on_text = embed_text;
     c->sink.on_done = embed_done;
-    infer_call_start(c);
+    api_infer_call_start(c);
 }
 
 void api_route_embeddings(node_t *node, http_req_t *req)
 {
     json_t *body;
-    infer_call_t *c = begin(node, req, &body);
+    api_infer_call_t *c = begin(node, req, &body);
     if (!c)
         return;
-    c->notfound_style = INFER_NF_LEGACY;
+    c->notfound_style = API_INFER_NF_LEGACY;
     json_t *p = json_object_get(body, "prompt");
     if (p && !json_is_null(p) && !json_is_string(p)) {
         api_error(req, 400, "prompt must be a string");
         json_decref(body);
-        infer_call_free(c);
+        api_infer_call_free(c);
         return;
     }
     c->sink.on_text = embed_text;
@@ -575,7 +575,7 @@ void api_route_embeddings(node_t *node, http_req_t *req)
     c->q.kind = s && *s ? RUNNER_EMBED : RUNNER_LOAD;
     json_object_set_new(body, "input", p ? json_incref(p) : json_string(""));
     c->q.body = body;
-    infer_call_start(c);
+    api_infer_call_start(c);
 }
 
 /* ---- GET /api/ps ------------------------------------------------------------------------------ */

@@ -1,11 +1,11 @@
 /* Shared machinery of the inference routes (api/routes_infer.c and
  * api/routes_openai.c; internal to api/).
  *
- * An infer_call_t is one HTTP inference request on its way through the
+ * An api_infer_call_t is one HTTP inference request on its way through the
  * runner: the route fills the request fields and a sink, then
- * infer_call_start reads the model from the store (work pool), submits it to
+ * api_infer_call_start reads the model from the store (work pool), submits it to
  * the node's runner and forwards the runner's callbacks to the sink on the
- * loop thread. The sink answers the HTTP request and calls infer_call_free. */
+ * loop thread. The sink answers the HTTP request and calls api_infer_call_free. */
 #ifndef OX_API_ROUTES_INFER_H
 #define OX_API_ROUTES_INFER_H
 
@@ -16,23 +16,23 @@
 #include "daemon/node.h"
 #include "inference/runner.h"
 
-typedef struct infer_call infer_call_t;
+typedef struct api_infer_call api_infer_call_t;
 
-typedef struct infer_sink {
-    void (*on_text)(infer_call_t *c, const char *text, size_t len);
+typedef struct api_infer_sink {
+    void (*on_text)(api_infer_call_t *c, const char *text, size_t len);
     /* rc 0: res filled. Else status (400, 404, 500, 503) and msg. */
-    void (*on_done)(infer_call_t *c, int rc, int status, const char *msg,
+    void (*on_done)(api_infer_call_t *c, int rc, int status, const char *msg,
                     const runner_result_t *res);
-} infer_sink_t;
+} api_infer_sink_t;
 
-enum { INFER_NF_QUOTE = 0, INFER_NF_LEGACY = 1 };
+enum { API_INFER_NF_QUOTE = 0, API_INFER_NF_LEGACY = 1 };
 
-struct infer_call {
+struct api_infer_call {
     node_t *node;
     http_req_t *req;
     runner_request_t q;     /* body/options owned until submitted */
-    infer_sink_t sink;
-    int notfound_style;     /* INFER_NF_* */
+    api_infer_sink_t sink;
+    int notfound_style;     /* API_INFER_NF_* */
     int stream;
     int started;            /* response head sent */
     int closed;             /* client went away */
@@ -47,25 +47,27 @@ struct infer_call {
     int base64;             /* openai: embeddings as base64 float32 */
     int chat;               /* chat shape: /api/chat, chat.completion */
     int openai;             /* a /v1 route */
-    int sent_role;          /* openai: first delta sent */
 };
 
-/* New call for req (calloc'd; start_ns set). NULL on OOM (500 sent). */
-infer_call_t *infer_call_new(node_t *node, http_req_t *req);
+/* New call for req (caller owns it until api_infer_call_start; then the sink
+ * frees it with api_infer_call_free once it has answered). NULL on OOM, with
+ * the 500 already sent. */
+api_infer_call_t *api_infer_call_new(node_t *node, http_req_t *req);
 /* Resolves c->model and submits. Takes c->q.body and c->q.options. On any
  * error the sink's on_done runs (maybe synchronously). */
-void infer_call_start(infer_call_t *c);
+void api_infer_call_start(api_infer_call_t *c);
 /* Frees the call; the HTTP request must have been finished. */
-void infer_call_free(infer_call_t *c);
+void api_infer_call_free(api_infer_call_t *c);
 
 /* Merges the model's params (NULL ok) and the request's options (NULL ok)
  * into a new object; request values win. */
-json_t *infer_options_merge(const json_t *params, const json_t *req_options);
-/* Appends a float32 as Go encodes a float32 (shortest round trip). */
-json_t *infer_json_f32(float v);
+json_t *api_infer_options_merge(const json_t *params, const json_t *req_options);
+/* A JSON number that api_json prints as Go prints a float32 (the shortest
+ * decimal that reads back as v). New reference. */
+json_t *api_infer_json_f32(float v);
 /* RFC3339Nano UTC now. out needs 40 bytes. */
-void infer_now_rfc3339(char *out, size_t cap);
+void api_infer_now_rfc3339(char *out, size_t cap);
 /* Status for a runner error code. */
-int infer_status_for(int rc);
+int api_infer_status_for(int rc);
 
 #endif

@@ -60,7 +60,7 @@ static int oai_body(http_req_t *req, json_t **out)
     return 0;
 }
 
-static void sse_write(infer_call_t *c, json_t *o)
+static void sse_write(api_infer_call_t *c, json_t *o)
 {
     char *s = api_json_dumps(o);
     json_decref(o);
@@ -73,7 +73,7 @@ static void sse_write(infer_call_t *c, json_t *o)
     free(s);
 }
 
-static void sse_begin(infer_call_t *c)
+static void sse_begin(api_infer_call_t *c)
 {
     if (!c->started) {
         c->started = 1;
@@ -81,7 +81,7 @@ static void sse_begin(infer_call_t *c)
     }
 }
 
-static json_t *oai_base(infer_call_t *c, const char *object)
+static json_t *oai_base(api_infer_call_t *c, const char *object)
 {
     json_t *o = json_object();
     json_object_set_new(o, "id", json_string(c->id));
@@ -103,7 +103,7 @@ static json_t *usage_obj(const runner_result_t *res)
 }
 
 /* One choice; text NULL with finish set: the finishing chunk. */
-static json_t *choice(infer_call_t *c, const char *text, size_t len, const char *finish,
+static json_t *choice(api_infer_call_t *c, const char *text, size_t len, const char *finish,
                       int streaming)
 {
     json_t *ch = json_object();
@@ -120,14 +120,14 @@ static json_t *choice(infer_call_t *c, const char *text, size_t len, const char 
     return ch;
 }
 
-static const char *obj_name(infer_call_t *c, int streaming)
+static const char *obj_name(api_infer_call_t *c, int streaming)
 {
     if (c->chat)
         return streaming ? "chat.completion.chunk" : "chat.completion";
     return "text_completion";
 }
 
-static void oai_text(infer_call_t *c, const char *text, size_t len)
+static void oai_text(api_infer_call_t *c, const char *text, size_t len)
 {
     if (!c->stream) {
         ox_buf_append(&c->acc, text, len);
@@ -141,7 +141,7 @@ static void oai_text(infer_call_t *c, const char *text, size_t len)
     sse_write(c, o);
 }
 
-static void oai_done(infer_call_t *c, int rc, int status, const char *msg,
+static void oai_done(api_infer_call_t *c, int rc, int status, const char *msg,
                      const runner_result_t *res)
 {
     if (rc != 0) {
@@ -152,7 +152,7 @@ static void oai_done(infer_call_t *c, int rc, int status, const char *msg,
         } else {
             oai_error(c->req, status, m);
         }
-        infer_call_free(c);
+        api_infer_call_free(c);
         return;
     }
     const char *finish = strcmp(res->done_reason, "length") == 0 ? "length" : "stop";
@@ -163,7 +163,7 @@ static void oai_done(infer_call_t *c, int rc, int status, const char *msg,
         json_object_set_new(o, "choices", a);
         json_object_set_new(o, "usage", usage_obj(res));
         api_json(c->req, 200, o);
-        infer_call_free(c);
+        api_infer_call_free(c);
         return;
     }
     sse_begin(c);
@@ -181,7 +181,7 @@ static void oai_done(infer_call_t *c, int rc, int status, const char *msg,
     static const char done[] = "data: [DONE]\n\n";
     http_stream_write(c->req, done, sizeof done - 1);
     http_stream_end(c->req);
-    infer_call_free(c);
+    api_infer_call_free(c);
 }
 
 /* ---- request translation ------------------------------------------------------- */
@@ -197,7 +197,7 @@ static int set_num(json_t *opts, const char *key, json_t *v)
 }
 
 /* Shared fields of chat and completions. Returns a message for a 400 or NULL. */
-static const char *oai_common(infer_call_t *c, json_t *body, json_t *opts)
+static const char *oai_common(api_infer_call_t *c, json_t *body, json_t *opts)
 {
     const char *model = json_string_value(json_object_get(body, "model"));
     if (!model || !*model)
@@ -229,6 +229,10 @@ static const char *oai_common(infer_call_t *c, json_t *body, json_t *opts)
     } else {
         json_object_set_new(opts, "top_p", json_real(1.0));
     }
+    if (set_num(opts, "frequency_penalty", json_object_get(body, "frequency_penalty")) != 0)
+        return "frequency_penalty must be a number";
+    if (set_num(opts, "presence_penalty", json_object_get(body, "presence_penalty")) != 0)
+        return "presence_penalty must be a number";
     json_t *seed = json_object_get(body, "seed");
     if (json_is_integer(seed))
         json_object_set(opts, "seed", seed);
@@ -288,7 +292,7 @@ static void start_completion(node_t *node, http_req_t *req, int chat)
     json_t *body;
     if (oai_body(req, &body) != 0)
         return;
-    infer_call_t *c = infer_call_new(node, req);
+    api_infer_call_t *c = api_infer_call_new(node, req);
     if (!c) {
         json_decref(body);
         return;
@@ -337,7 +341,7 @@ static void start_completion(node_t *node, http_req_t *req, int chat)
         oai_error(req, 400, bad);
         json_decref(opts);
         json_decref(q);
-        infer_call_free(c);
+        api_infer_call_free(c);
         return;
     }
     if (chat)
@@ -350,7 +354,7 @@ static void start_completion(node_t *node, http_req_t *req, int chat)
     c->q.options = opts;
     c->sink.on_text = oai_text;
     c->sink.on_done = oai_done;
-    infer_call_start(c);
+    api_infer_call_start(c);
 }
 
 void api_route_oai_chat(node_t *node, http_req_t *req)
@@ -380,17 +384,17 @@ static void b64(const unsigned char *p, size_t n, ox_buf_t *out)
     }
 }
 
-static void oai_embed_text(infer_call_t *c, const char *t, size_t n)
+static void oai_embed_text(api_infer_call_t *c, const char *t, size_t n)
 {
     (void)c, (void)t, (void)n;
 }
 
-static void oai_embed_done(infer_call_t *c, int rc, int status, const char *msg,
+static void oai_embed_done(api_infer_call_t *c, int rc, int status, const char *msg,
                            const runner_result_t *res)
 {
     if (rc != 0) {
         oai_error(c->req, status, msg && *msg ? msg : ox_strerror(rc));
-        infer_call_free(c);
+        api_infer_call_free(c);
         return;
     }
     json_t *data = json_array();
@@ -406,7 +410,7 @@ static void oai_embed_done(infer_call_t *c, int rc, int status, const char *msg,
         } else {
             json_t *a = json_array();
             for (size_t k = 0; k < res->dim; k++)
-                json_array_append_new(a, infer_json_f32(v[k]));
+                json_array_append_new(a, api_infer_json_f32(v[k]));
             json_object_set_new(e, "embedding", a);
         }
         json_object_set_new(e, "index", json_integer((json_int_t)i));
@@ -421,7 +425,7 @@ static void oai_embed_done(infer_call_t *c, int rc, int status, const char *msg,
     json_object_set_new(u, "total_tokens", json_integer(res->prompt_eval_count));
     json_object_set_new(o, "usage", u);
     api_json(c->req, 200, o);
-    infer_call_free(c);
+    api_infer_call_free(c);
 }
 
 void api_route_oai_embeddings(node_t *node, http_req_t *req)
@@ -429,7 +433,7 @@ void api_route_oai_embeddings(node_t *node, http_req_t *req)
     json_t *body;
     if (oai_body(req, &body) != 0)
         return;
-    infer_call_t *c = infer_call_new(node, req);
+    api_infer_call_t *c = api_infer_call_new(node, req);
     if (!c) {
         json_decref(body);
         return;
@@ -451,7 +455,7 @@ void api_route_oai_embeddings(node_t *node, http_req_t *req)
     if (bad) {
         oai_error(req, 400, bad);
         json_decref(body);
-        infer_call_free(c);
+        api_infer_call_free(c);
         return;
     }
     snprintf(c->model, sizeof c->model, "%s", model);
@@ -469,7 +473,7 @@ void api_route_oai_embeddings(node_t *node, http_req_t *req)
     c->stream = 0;
     c->sink.on_text = oai_embed_text;
     c->sink.on_done = oai_embed_done;
-    infer_call_start(c);
+    api_infer_call_start(c);
 }
 
 /* ---- /v1/models ---------------------------------------------------------------------------- */

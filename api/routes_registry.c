@@ -96,9 +96,9 @@ static void serve_manifest(node_t *node, http_req_t *req, const char *ns, const 
 }
 
 /* Parses a single "bytes=a-b" / "bytes=a-" / "bytes=-n" range against size.
- * 0 with [*off, *off+*len) when satisfiable, 1 when the header should be
- * ignored (malformed or several ranges: Go serves the whole file for junk it
- * cannot parse only when ... we keep it simple), -1 when unsatisfiable. */
+ * Returns 0 with [*off, *off+*len) when satisfiable, -1 when unsatisfiable
+ * (416), 1 when the header is to be ignored and the whole blob sent: a
+ * malformed value or several ranges (pullers only ever ask for one). */
 static int parse_range(const char *h, uint64_t size, uint64_t *off, uint64_t *len)
 {
     if (strncmp(h, "bytes=", 6) != 0)

@@ -69,17 +69,33 @@ int cas__blobs_list_disk(cas_t *c, char (**hexes)[65], uint64_t **sizes, size_t 
 /* Fills r (mtime, sizes, hex, refs) from the manifest bytes. */
 int cas__mrec_fill(cas_mrec_t *r, const char *json, size_t len, int64_t mtime_ns);
 
-/* ---- stage.c: the ingest writer thread ---- */
+/* ---- stage.c: the ingest writer and tap threads ---- */
 typedef struct cas_stage cas_stage_t;
-/* Starts a writer for fd (opened with O_DIRECT when direct is set; the
- * writer drops O_DIRECT itself when the file system refuses it). */
-int cas__stage_open(int fd, int direct, cas_stage_t **out);
-/* Copies p into staging buffers (blocks while all are being written).
- * Returns the first write error seen so far. */
+/* Starts the consumers of a ring of staging buffers: a writer for fd when
+ * fd >= 0 (opened with O_DIRECT when direct is set; the writer drops
+ * O_DIRECT itself when the file system refuses it) and a tap thread that
+ * calls tap->feed(tap_st, ...) when tap has a feed and tap_st is non-NULL.
+ * Both see every submitted byte once, in order, in buffers of up to 8 MiB.
+ * tap and tap_st are borrowed: the caller closes the tap only after
+ * cas__stage_finish or cas__stage_free returned (no feed runs after that). */
+int cas__stage_open(int fd, int direct, const cas_tap_t *tap, void *tap_st, cas_stage_t **out);
+/* Copies p into staging buffers (blocks while all are busy). Returns the
+ * first error seen so far (write error, OOM). */
 int cas__stage_write(cas_stage_t *s, const void *p, size_t n);
-/* Writes what is left and joins the thread; returns the first error. */
+/* Zero-copy filling: *p gets room (> 0) bytes of the filling buffer to
+ * write into; cas__stage_put(s, n <= room) then accounts n of them (handing
+ * the buffer over once full). Returns the first error seen so far. */
+int cas__stage_next(cas_stage_t *s, char **p, size_t *room);
+void cas__stage_put(cas_stage_t *s, size_t n);
+/* Large buffers (mmap, 2 MiB-aligned, huge pages where allowed) for data
+ * that streams through: cheap to first-touch. Freed with the same n. */
+void *cas__bigbuf_alloc(size_t n);
+void cas__bigbuf_free(void *p, size_t n);
+/* Hands over what is left, waits for every consumer and joins them; returns
+ * the first error. */
 int cas__stage_finish(cas_stage_t *s);
-/* Stops (dropping unwritten data) if still running, frees. */
+/* If still running, stops the consumers (they skip unprocessed data) and
+ * joins them; frees. NULL is fine. */
 void cas__stage_free(cas_stage_t *s);
 
 /* ---- name.c ---- */

@@ -1,10 +1,12 @@
 /* Blobs entering the store: streaming ingest (HTTP uploads) and adoption of
  * finished files (pulls, swarm fetches).
  *
- * The data is never read back from disk: ingest hashes and taps the caller's
- * buffer while the writer thread (stage.c) writes a copy of it; adopt reads
- * the file once and hashes and taps each chunk. Nothing is visible in blobs/
- * before the sha256 matches and the data is fsynced. */
+ * The data is never read back from disk: ingest copies the caller's bytes
+ * into staging buffers (stage.c) and hashes the copy while it is hot in the
+ * cache; the stage's writer thread writes those buffers and its tap thread
+ * feeds them to the tap, beside the hash. Adopt reads the file once, into
+ * staging buffers, hashes them and lets the tap thread feed them. Nothing is
+ * visible in blobs/ before the sha256 matches and the data is fsynced. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -18,9 +20,13 @@
 #include "common/fs.h"
 #include "common/log.h"
 #include "common/sha256.h"
+#include "common/timeutil.h"
 
 #define ADOPT_CHUNK (4u << 20)
 #define CAS_STAGE_MIN (4u << 20)
+/* Copy-then-hash step: small enough that the hash reads what the copy just
+ * wrote from L2, large enough that the per-step cost is noise. */
+#define INGEST_PIECE (256u << 10)
 
 struct cas_ingest {
     cas_t *c;
@@ -68,7 +74,7 @@ static int copy_into(const char *src, const char *dir, const char *dst, const ch
         return OX_ETOOBIG;
     int in = open(src, O_RDONLY | O_CLOEXEC);
     int out = in < 0 ? -1 : open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    char *buf = malloc(ADOPT_CHUNK);
+    char *buf = cas__bigbuf_alloc(ADOPT_CHUNK);
     int rc = (in < 0 || out < 0) ? OX_EIO : buf ? 0 : OX_ENOMEM;
     while (!rc) {
         ssize_t r = read(in, buf, ADOPT_CHUNK);
@@ -82,7 +88,7 @@ static int copy_into(const char *src, const char *dir, const char *dst, const ch
     }
     if (!rc && fsync(out) != 0)
         rc = OX_EIO;
-    free(buf);
+    cas__bigbuf_free(buf, ADOPT_CHUNK);
     if (in >= 0)
         close(in);
     if (out >= 0 && close(out) != 0)
@@ -156,8 +162,13 @@ int cas_ingest_begin(cas_t *c, const char *expect, uint64_t size_hint, cas_inges
         fallocate(in->fd, FALLOC_FL_KEEP_SIZE, 0, (off_t)size_hint); /* best effort */
     if (!rc)
         rc = ox_sha256_init(&in->sha);
-    if (!rc && staged)
-        rc = cas__stage_open(in->fd, direct, &in->stage);
+    if (!rc && in->tap && in->tap->open)
+        in->tap_st = in->tap->open(in->tap->ud, size_hint);
+    if (!rc && staged) {
+        rc = cas__stage_open(in->fd, direct, in->tap, in->tap_st, &in->stage);
+        if (rc && in->tap && in->tap->close)
+            in->tap->close(in->tap_st, 0, "", 0);
+    }
     if (rc) {
         if (in->fd >= 0) {
             close(in->fd);
@@ -167,30 +178,59 @@ int cas_ingest_begin(cas_t *c, const char *expect, uint64_t size_hint, cas_inges
         free(in);
         return rc;
     }
-    if (in->tap && in->tap->open)
-        in->tap_st = in->tap->open(in->tap->ud, size_hint);
     *out = in;
     return 0;
 }
 
-/* The hot path of uploads: the bytes go to the writer thread (or one
- * write(2) for small blobs) and one hash update runs over the caller's
- * buffer meanwhile; no locks beyond the hand-over of full 8 MiB buffers. */
+/* Staged: copy a piece into the filling buffer and hash the copy (so the
+ * digest covers exactly the bytes the writer and the tap see). */
+static int stage_hash(cas_ingest_t *in, const char *q, size_t n)
+{
+    while (n) {
+        char *d;
+        size_t k;
+        int rc = cas__stage_next(in->stage, &d, &k);
+        if (rc)
+            return rc;
+        if (k > n)
+            k = n;
+        if (k > INGEST_PIECE)
+            k = INGEST_PIECE;
+        memcpy(d, q, k);
+        rc = ox_sha256_update(&in->sha, d, k);
+        if (rc)
+            return rc;
+        cas__stage_put(in->stage, k);
+        q += k;
+        n -= k;
+    }
+    return 0;
+}
+
+/* The hot path of uploads: one copy into the stage and one hash on this
+ * thread; writing and the tap's feed run on the stage's threads meanwhile;
+ * no locks beyond the hand-over of full 8 MiB buffers. Small blobs: one
+ * write(2), hash and feed inline. */
 int cas_ingest_write(cas_ingest_t *in, const void *p, size_t n)
 {
     if (in->failed)
         return in->failed;
     if (!n)
         return 0;
-    int rc = in->stage ? cas__stage_write(in->stage, p, n) : write_all(in->fd, p, n);
-    if (!rc)
-        rc = ox_sha256_update(&in->sha, p, n);
+    int rc;
+    if (in->stage) {
+        rc = stage_hash(in, p, n);
+    } else {
+        rc = write_all(in->fd, p, n);
+        if (!rc)
+            rc = ox_sha256_update(&in->sha, p, n);
+        if (!rc && in->tap && in->tap->feed && in->tap_st)
+            in->tap->feed(in->tap_st, p, n);
+    }
     if (rc) {
         in->failed = rc;
         return rc;
     }
-    if (in->tap && in->tap->feed)
-        in->tap->feed(in->tap_st, p, n);
     in->size += n;
     return 0;
 }
@@ -200,9 +240,9 @@ static void ingest_free(cas_ingest_t *in, int ok, const char *hex)
     char digest[72] = "";
     if (hex && hex[0])
         snprintf(digest, sizeof digest, "sha256:%s", hex);
+    cas__stage_free(in->stage); /* joins the tap thread: no feed after close */
     if (in->tap && in->tap->close)
         in->tap->close(in->tap_st, ok, digest, in->size);
-    cas__stage_free(in->stage);
     if (in->fd >= 0)
         close(in->fd);
     if (!ok)
@@ -223,8 +263,10 @@ int cas_ingest_commit(cas_ingest_t *in, char digest_out[72], int *existed, char 
     uint8_t raw[32];
     char hex[65] = "";
     int rc = in->failed, said = 0;
+    int64_t t0 = ox_time_mono_ns();
     if (!rc && in->stage)
         rc = cas__stage_finish(in->stage);
+    int64_t t1 = ox_time_mono_ns();
     if (!rc)
         rc = ox_sha256_final(&in->sha, raw);
     if (!rc) {
@@ -240,6 +282,7 @@ int cas_ingest_commit(cas_ingest_t *in, char digest_out[72], int *existed, char 
     }
     if (!rc && fsync(in->fd) != 0)
         rc = OX_EIO;
+    int64_t t2 = ox_time_mono_ns();
     int fd = in->fd;
     in->fd = -1;
     if (close(fd) != 0 && !rc)
@@ -247,6 +290,7 @@ int cas_ingest_commit(cas_ingest_t *in, char digest_out[72], int *existed, char 
     int ex = 0;
     if (!rc)
         rc = cas__blob_commit_file(in->c, in->path, hex, in->size, &ex);
+    int64_t t3 = ox_time_mono_ns();
     if (rc && !said && err && errlen)
         snprintf(err, errlen, "committing blob: %s", ox_strerror(rc));
     if (!rc) {
@@ -255,7 +299,12 @@ int cas_ingest_commit(cas_ingest_t *in, char digest_out[72], int *existed, char 
         if (existed)
             *existed = ex;
     }
+    uint64_t size = in->size;
     ingest_free(in, rc == 0, hex);
+    OX_DEBUG("cas ingest commit of %llu bytes: %d; drain %.3f s, fsync %.3f s, rename+index "
+             "%.3f s, tap close %.3f s",
+             (unsigned long long)size, rc, (double)(t1 - t0) / 1e9, (double)(t2 - t1) / 1e9,
+             (double)(t3 - t2) / 1e9, (double)(ox_time_mono_ns() - t3) / 1e9);
     return rc;
 }
 
@@ -280,28 +329,46 @@ int cas_blob_adopt(cas_t *c, const char *path, const char *expect, char *err, si
     const cas_tap_t *tap = c->tap;
     pthread_mutex_unlock(&c->mu);
     void *tst = tap && tap->open ? tap->open(tap->ud, (uint64_t)st.st_size) : NULL;
+    /* With a tap, read straight into staging buffers that the stage's tap
+     * thread feeds while this thread hashes the next ones. */
+    cas_stage_t *stage = NULL;
+    char *buf = NULL;
+    int rc = 0;
+    if (tap && tap->feed && tst)
+        rc = cas__stage_open(-1, 0, tap, tst, &stage);
+    else if (!(buf = cas__bigbuf_alloc(ADOPT_CHUNK)))
+        rc = OX_ENOMEM;
     ox_sha256_t sha = {0};
-    char *buf = malloc(ADOPT_CHUNK);
-    int rc = buf ? ox_sha256_init(&sha) : OX_ENOMEM;
+    if (!rc)
+        rc = ox_sha256_init(&sha);
     uint64_t size = 0;
     while (!rc) {
-        ssize_t r = read(fd, buf, ADOPT_CHUNK);
+        char *p = buf;
+        size_t room = ADOPT_CHUNK;
+        if (stage && (rc = cas__stage_next(stage, &p, &room)) != 0)
+            break;
+        if (room > ADOPT_CHUNK)
+            room = ADOPT_CHUNK;
+        ssize_t r = read(fd, p, room);
         if (r < 0 && errno == EINTR)
             continue;
         if (r < 0)
             rc = OX_EIO;
         if (r <= 0)
             break;
-        rc = ox_sha256_update(&sha, buf, (size_t)r);
-        if (!rc && tap && tap->feed)
-            tap->feed(tst, buf, (size_t)r);
+        rc = ox_sha256_update(&sha, p, (size_t)r);
+        if (!rc && stage)
+            cas__stage_put(stage, (size_t)r);
         size += (uint64_t)r;
     }
+    if (!rc && stage)
+        rc = cas__stage_finish(stage);
+    cas__stage_free(stage); /* joins the tap thread: no feed after close */
     uint8_t raw[32];
     if (!rc)
         rc = ox_sha256_final(&sha, raw);
     ox_sha256_free(&sha);
-    free(buf);
+    cas__bigbuf_free(buf, ADOPT_CHUNK);
     if (!rc) {
         ox_hex_encode(raw, 32, hex);
         if (want[0] && strcmp(want, hex) != 0) {

@@ -91,8 +91,11 @@ void ox_buf_free(ox_buf_t *b)
 
 char *ox_buf_steal(ox_buf_t *b)
 {
-    if (!b->data && ox_buf_reserve(b, 0))
-        return NULL;
+    if (!b->data) {
+        if (ox_buf_reserve(b, 0))
+            return NULL;
+        b->data[0] = 0;
+    }
     char *p = b->data;
     b->data = NULL;
     b->len = b->cap = 0;

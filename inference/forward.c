@@ -87,6 +87,7 @@ static void matmul(const step_t *s, int ith, int nth, const infer_weight_t *w, c
     q_vec_dot_fn dot = w->tr->vec_dot;
     q_vec_dot_x4_fn dot4 = w->tr->vec_dot_x4;
     q_vec_dot_4x4_fn dot44 = w->tr->vec_dot_4x4;
+    q_vec_dot_4x1_fn dot41 = w->tr->vec_dot_4x1;
     long lo, hi;
     tp_split(w->ne1, ith, nth, &lo, &hi);
     const char *wd = w->data;
@@ -127,7 +128,18 @@ static void matmul(const step_t *s, int ith, int nth, const infer_weight_t *w, c
                 }
             }
         }
-        for (long r = r0; r < r1; r++) {
+        long r = r0;
+        for (; dot41 && !rowbuf && t < n && r + 4 <= r1; r += 4) {
+            for (int tt = t; tt < n; tt++) {
+                float v[4];
+                dot41(ne0, wd + (size_t)r * w->row_bytes, w->row_bytes, a + (size_t)tt * a_row, v);
+                for (int i = 0; i < 4; i++) {
+                    float *o = &out[(size_t)tt * ld_out + r + i];
+                    *o = accumulate ? *o + v[i] : v[i];
+                }
+            }
+        }
+        for (; r < r1; r++) {
             const void *row = wd + (size_t)r * w->row_bytes;
             if (rowbuf) {
                 w->tr->to_float(row, rowbuf, ne0);

@@ -269,19 +269,26 @@ static float dot_q6_k_q8_k(int n, const void *w, const void *a)
     return _mm512_reduce_add_ps(acc) - offs;
 }
 
-/* 4 weight rows x 4 tokens. Weights are offset to unsigned (x + 128) so the
- * activations go into VNNI unchanged and are shared by all four rows; the
- * offset is removed by starting each dot at -128 * sum(y). */
-static void dot_q8_0_q8_0_4x4(int n, const void *w, size_t ws, const void *a, size_t as,
-                              float *out)
+/* 4 weight rows x nt tokens of Q8_0 or Q4_0 weights against Q8_0
+ * activations. Weights go into VNNI as unsigned bytes (Q8_0 offset by 128,
+ * Q4_0 nibbles are 0..15 with offset 8), so the activations are used
+ * unchanged and shared by all four rows, and the offset is removed by
+ * starting each dot at -offset * sum(y), also computed once per token. With
+ * nt = 4 this is the prompt kernel; with nt = 1 the decode kernel (activation
+ * work shared by 4 rows). out[nt * r + t]. */
+static inline __attribute__((always_inline)) void rows4_q80(int n, const void *w, size_t ws,
+                                                            const void *a, size_t as, int nt,
+                                                            int q4, float *out)
 {
-    const blk_q8_0 *x[4], *y[4];
+    const size_t bs = q4 ? sizeof(blk_q4_0) : sizeof(blk_q8_0);
+    const uint8_t *x[4];
+    const blk_q8_0 *y[4];
     for (int k = 0; k < 4; k++) {
-        x[k] = (const blk_q8_0 *)((const char *)w + (size_t)k * ws);
-        y[k] = (const blk_q8_0 *)((const char *)a + (size_t)k * as);
+        x[k] = (const uint8_t *)w + (size_t)k * ws;
+        y[k] = (const blk_q8_0 *)((const char *)a + (size_t)(k < nt ? k : 0) * as);
     }
     int nb = n / QK8_0, i = 0;
-    const __m512i c128 = _mm512_set1_epi8((char)0x80);
+    const __m512i off = _mm512_set1_epi8(q4 ? 8 : (char)0x80);
     __m512 acc[4][4];
 #pragma GCC unroll 4
     for (int r = 0; r < 4; r++)
@@ -292,18 +299,22 @@ static void dot_q8_0_q8_0_4x4(int n, const void *w, size_t ws, const void *a, si
         __m512i yv[4], nys[4];
         __m512 da[4];
 #pragma GCC unroll 4
-        for (int t = 0; t < 4; t++) {
+        for (int t = 0; t < nt; t++) {
             yv[t] = load2(y[t][i].qs, y[t][i + 1].qs);
             nys[t] = _mm512_sub_epi32(_mm512_setzero_si512(),
-                                      _mm512_dpbusd_epi32(_mm512_setzero_si512(), c128, yv[t]));
+                                      _mm512_dpbusd_epi32(_mm512_setzero_si512(), off, yv[t]));
             da[t] = splat2(f16(y[t][i].d), f16(y[t][i + 1].d));
         }
 #pragma GCC unroll 4
         for (int r = 0; r < 4; r++) {
-            __m512i xv = _mm512_xor_si512(load2(x[r][i].qs, x[r][i + 1].qs), c128);
-            __m512 dw = splat2(f16(x[r][i].d), f16(x[r][i + 1].d));
+            const uint8_t *b0 = x[r] + (size_t)i * bs, *b1 = b0 + bs;
+            uint16_t h0, h1;
+            memcpy(&h0, b0, 2);
+            memcpy(&h1, b1, 2);
+            __m512i xv = q4 ? nibbles64(b0 + 2, b1 + 2) : _mm512_xor_si512(load2(b0 + 2, b1 + 2), off);
+            __m512 dw = splat2(f16(h0), f16(h1));
 #pragma GCC unroll 4
-            for (int t = 0; t < 4; t++) {
+            for (int t = 0; t < nt; t++) {
                 __m512i p = _mm512_dpbusd_epi32(nys[t], xv, yv[t]);
                 acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_mul_ps(dw, da[t]),
                                             acc[r][t]);
@@ -311,67 +322,96 @@ static void dot_q8_0_q8_0_4x4(int n, const void *w, size_t ws, const void *a, si
         }
     }
     for (int r = 0; r < 4; r++)
-        for (int t = 0; t < 4; t++) {
+        for (int t = 0; t < nt; t++) {
             float s = _mm512_reduce_add_ps(acc[r][t]);
             if (i < nb) {
-                __m256i p = dot_s8_256(_mm256_loadu_si256((const __m256i *)x[r][i].qs),
-                                       _mm256_loadu_si256((const __m256i *)y[t][i].qs));
-                s += hsum256(_mm256_cvtepi32_ps(p)) * f16(x[r][i].d) * f16(y[t][i].d);
+                const uint8_t *b = x[r] + (size_t)i * bs;
+                uint16_t h;
+                memcpy(&h, b, 2);
+                __m256i xq = q4 ? _mm256_sub_epi8(nibbles32(b + 2), _mm256_set1_epi8(8))
+                                : _mm256_loadu_si256((const __m256i *)(b + 2));
+                __m256i p = dot_s8_256(xq, _mm256_loadu_si256((const __m256i *)y[t][i].qs));
+                s += hsum256(_mm256_cvtepi32_ps(p)) * f16(h) * f16(y[t][i].d);
             }
-            out[4 * r + t] = s;
+            out[nt * r + t] = s;
         }
 }
 
-/* Same for Q4_0: the nibbles are already unsigned, offset 8. */
+static void dot_q8_0_q8_0_4x4(int n, const void *w, size_t ws, const void *a, size_t as,
+                              float *out)
+{
+    rows4_q80(n, w, ws, a, as, 4, 0, out);
+}
+
 static void dot_q4_0_q8_0_4x4(int n, const void *w, size_t ws, const void *a, size_t as,
                               float *out)
 {
-    const blk_q4_0 *x[4];
-    const blk_q8_0 *y[4];
-    for (int k = 0; k < 4; k++) {
-        x[k] = (const blk_q4_0 *)((const char *)w + (size_t)k * ws);
-        y[k] = (const blk_q8_0 *)((const char *)a + (size_t)k * as);
-    }
-    int nb = n / QK8_0, i = 0;
-    const __m512i c8 = _mm512_set1_epi8(8);
-    __m512 acc[4][4];
+    rows4_q80(n, w, ws, a, as, 4, 1, out);
+}
+
+static void dot_q8_0_q8_0_4x1(int n, const void *w, size_t ws, const void *a, float *out)
+{
+    rows4_q80(n, w, ws, a, 0, 1, 0, out);
+}
+
+static void dot_q4_0_q8_0_4x1(int n, const void *w, size_t ws, const void *a, float *out)
+{
+    rows4_q80(n, w, ws, a, 0, 1, 1, out);
+}
+
+/* Q4_K x 4 tokens: the row's nibbles and scales are unpacked once per block
+ * and used for four activation rows (prompt processing). */
+static void dot_q4_k_q8_k_x4(int n, const void *w, const void *a, size_t st, float *out)
+{
+    const blk_q4_k *x = w;
+    const blk_q8_k *y[4];
+    for (int k = 0; k < 4; k++)
+        y[k] = (const blk_q8_k *)((const char *)a + (size_t)k * st);
+    int nb = n / QK_K;
+    const __m256i m4 = _mm256_set1_epi8(15);
+    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
+                     _mm512_setzero_ps()};
+    float mins[4] = {0, 0, 0, 0};
+    for (int i = 0; i < nb; i++) {
+        uint32_t u[3], sv[2], mv[2];
+        memcpy(u, x[i].scales, 12);
+        sv[0] = u[0] & 0x3f3f3f3f;
+        sv[1] = (u[2] & 0x0f0f0f0f) | ((u[0] >> 6) & 0x03030303) << 4;
+        mv[0] = u[1] & 0x3f3f3f3f;
+        mv[1] = ((u[2] >> 4) & 0x0f0f0f0f) | ((u[1] >> 6) & 0x03030303) << 4;
+        const uint8_t *sc = (const uint8_t *)sv;
+        __m128i mw = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)mv));
+        __m512i q[4];
+        __m512 s[4];
 #pragma GCC unroll 4
-    for (int r = 0; r < 4; r++)
-#pragma GCC unroll 4
-        for (int t = 0; t < 4; t++)
-            acc[r][t] = _mm512_setzero_ps();
-    for (; i + 1 < nb; i += 2) {
-        __m512i yv[4], nys[4];
-        __m512 da[4];
+        for (int c = 0; c < 4; c++) {
+            __m256i q4 = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * c));
+            q[c] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(q4, m4)),
+                                      _mm256_and_si256(_mm256_srli_epi16(q4, 4), m4), 1);
+            s[c] = splat2((float)sc[2 * c], (float)sc[2 * c + 1]);
+        }
+        float d = f16(x[i].d), dmin = f16(x[i].dmin);
 #pragma GCC unroll 4
         for (int t = 0; t < 4; t++) {
-            yv[t] = load2(y[t][i].qs, y[t][i + 1].qs);
-            nys[t] = _mm512_sub_epi32(_mm512_setzero_si512(),
-                                      _mm512_dpbusd_epi32(_mm512_setzero_si512(), c8, yv[t]));
-            da[t] = splat2(f16(y[t][i].d), f16(y[t][i + 1].d));
-        }
+            const blk_q8_k *b = &y[t][i];
+            __m128i pm = _mm_madd_epi16(
+                _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)b->bsums),
+                               _mm_loadu_si128((const __m128i *)(b->bsums + 8))), mw);
+            pm = _mm_add_epi32(pm, _mm_shuffle_epi32(pm, 0x4e));
+            pm = _mm_add_epi32(pm, _mm_shuffle_epi32(pm, 0xb1));
+            mins[t] += b->d * dmin * (float)_mm_cvtsi128_si32(pm);
+            __m512 sum = _mm512_setzero_ps();
 #pragma GCC unroll 4
-        for (int r = 0; r < 4; r++) {
-            __m512i xv = nibbles64(x[r][i].qs, x[r][i + 1].qs);
-            __m512 dw = splat2(f16(x[r][i].d), f16(x[r][i + 1].d));
-#pragma GCC unroll 4
-            for (int t = 0; t < 4; t++) {
-                __m512i p = _mm512_dpbusd_epi32(nys[t], xv, yv[t]);
-                acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_mul_ps(dw, da[t]),
-                                            acc[r][t]);
+            for (int c = 0; c < 4; c++) {
+                __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q[c],
+                                                _mm512_loadu_si512(b->qs + 64 * c));
+                sum = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), s[c], sum);
             }
+            acc[t] = _mm512_fmadd_ps(_mm512_set1_ps(d * b->d), sum, acc[t]);
         }
     }
-    for (int r = 0; r < 4; r++)
-        for (int t = 0; t < 4; t++) {
-            float s = _mm512_reduce_add_ps(acc[r][t]);
-            if (i < nb) {
-                __m256i p = dot_s8_256(_mm256_sub_epi8(nibbles32(x[r][i].qs), _mm256_set1_epi8(8)),
-                                       _mm256_loadu_si256((const __m256i *)y[t][i].qs));
-                s += hsum256(_mm256_cvtepi32_ps(p)) * f16(x[r][i].d) * f16(y[t][i].d);
-            }
-            out[4 * r + t] = s;
-        }
+    for (int t = 0; t < 4; t++)
+        out[t] = _mm512_reduce_add_ps(acc[t]) - mins[t];
 }
 
 #pragma GCC pop_options
@@ -383,11 +423,16 @@ const q_kernels_t q_kernels_avx512 = {
         [GGML_T_Q4_K] = dot_q4_k_q8_k,
         [GGML_T_Q6_K] = dot_q6_k_q8_k,
     },
+    .vec_dot_4x1 = {
+        [GGML_T_Q8_0] = dot_q8_0_q8_0_4x1,
+        [GGML_T_Q4_0] = dot_q4_0_q8_0_4x1,
+    },
     .vec_dot_4x4 = {
         [GGML_T_Q8_0] = dot_q8_0_q8_0_4x4,
         [GGML_T_Q4_0] = dot_q4_0_q8_0_4x4,
     },
     .vec_dot_x4 = {
+        [GGML_T_Q4_K] = dot_q4_k_q8_k_x4,
         [GGML_T_Q8_0] = dot_q8_0_q8_0_x4,
         [GGML_T_Q4_0] = dot_q4_0_q8_0_x4,
     },

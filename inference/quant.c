@@ -300,6 +300,7 @@ static void on_traits_init(void)
             tr.vec_dot_x4 = pick_dot_x4(isa, t);
             /* only from the ISA whose vec_dot was chosen */
             tr.vec_dot_4x4 = kernels_of(isa)->vec_dot[t] ? kernels_of(isa)->vec_dot_4x4[t] : NULL;
+            tr.vec_dot_4x1 = kernels_of(isa)->vec_dot[t] ? kernels_of(isa)->vec_dot_4x1[t] : NULL;
             if (tr.vec_dot && !tr.vec_dot_x4)
                 tr.vec_dot_x4 = generic_x4[isa][t];
             /* activation quantizers are per ISA too (they run once per matmul) */

@@ -55,6 +55,8 @@ typedef void (*q_vec_dot_x4_fn)(int n, const void *w, const void *a, size_t a_st
 /* 4 weight rows (w + r*w_stride) x 4 activation rows into out[4*r + t] */
 typedef void (*q_vec_dot_4x4_fn)(int n, const void *w, size_t w_stride, const void *a,
                                  size_t a_stride, float *out);
+/* 4 weight rows x 1 activation row into out[4] (decode) */
+typedef void (*q_vec_dot_4x1_fn)(int n, const void *w, size_t w_stride, const void *a, float *out);
 
 typedef struct q_traits {
     const char *name;
@@ -66,6 +68,7 @@ typedef struct q_traits {
     q_vec_dot_fn vec_dot; /* NULL: not usable as a matrix */
     q_vec_dot_x4_fn vec_dot_x4; /* never NULL when vec_dot is set */
     q_vec_dot_4x4_fn vec_dot_4x4; /* NULL: use vec_dot_x4 per row */
+    q_vec_dot_4x1_fn vec_dot_4x1; /* NULL: use vec_dot per row */
 } q_traits_t;
 
 /* Traits of a type with the best kernels for this CPU; NULL if unsupported.
@@ -99,6 +102,7 @@ typedef struct q_kernels {
     q_vec_dot_fn vec_dot[GGML_T_COUNT];
     q_vec_dot_x4_fn vec_dot_x4[GGML_T_COUNT];
     q_vec_dot_4x4_fn vec_dot_4x4[GGML_T_COUNT];
+    q_vec_dot_4x1_fn vec_dot_4x1[GGML_T_COUNT];
     q_from_float_fn quantize_q8_0;
     q_from_float_fn quantize_q8_k;
     q_attn_ops_t attn;

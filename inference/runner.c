@@ -312,10 +312,15 @@ int runner_submit(runner_t *r, const runner_model_desc_t *d, const runner_reques
         rc = OX_ESTATE;
         goto fail;
     }
-    uv_mutex_lock(&r->mu);
-    int full = r->n_waiting >= (unsigned)r->cfg.max_queue;
-    uv_mutex_unlock(&r->mu);
-    if (full) {
+    /* Counted on the loop (not from what the workers have dequeued yet), so
+     * the limit does not depend on thread timing: a job waits when its model
+     * already has num_parallel jobs; at most max_queue jobs wait. */
+    rmodel_t *m = model_find(r, d->digest ? d->digest : "");
+    unsigned par = (unsigned)r->cfg.num_parallel, waiting = 0;
+    for (rmodel_t *k = r->models; k; k = k->next)
+        if (k->n_jobs > par)
+            waiting += k->n_jobs - par;
+    if (m && m->n_jobs >= par && waiting >= (unsigned)r->cfg.max_queue) {
         rc = OX_EBUSY;
         goto fail;
     }
@@ -324,7 +329,6 @@ int runner_submit(runner_t *r, const runner_model_desc_t *d, const runner_reques
         rc = OX_ENOMEM;
         goto fail;
     }
-    rmodel_t *m = model_find(r, d->digest ? d->digest : "");
     if (!m && !(m = model_new(r, d))) {
         rc = OX_ENOMEM;
         goto fail;

@@ -37,13 +37,13 @@ struct runner_job {
     runner_result_t res;
 };
 
-typedef enum ev_kind { EV_TEXT, EV_DONE, EV_LOADED } ev_kind_t;
+typedef enum ev_kind { EV_TEXT, EV_DONE } ev_kind_t;
 
 typedef struct rev {
     struct rev *next;
     ev_kind_t kind;
     runner_job_t *job;       /* EV_TEXT, EV_DONE */
-    struct rmodel *model;    /* EV_LOADED */
+    struct rmodel *model;    /* EV_DONE: the job's model */
     size_t len;
     char text[];             /* EV_TEXT */
 } rev_t;
@@ -100,7 +100,7 @@ struct runner {
     uv_async_t async;
     rev_t *ev_head, *ev_tail;   /* under mu */
     rmodel_t *models;           /* loop thread */
-    unsigned n_waiting;         /* queued jobs, all models (under mu) */
+    unsigned n_waiting;         /* jobs not yet taken by a slot (under mu) */
     unsigned n_loading;         /* load works in flight */
     unsigned n_timers_closing;
     int closing;

@@ -153,6 +153,13 @@ static int build_prompt(rslot_t *s, runner_job_t *j, ox_buf_t *out, long n_ctx)
         t = own;
     }
     const char *suffix = json_string_value(json_object_get(b, "suffix"));
+    if (suffix && *suffix && !tmpl_uses_field(t, "Suffix")) {
+        /* Ollama's answer for a model without fill-in-the-middle */
+        const char *as_sent = json_string_value(json_object_get(b, "model"));
+        snprintf(err, sizeof err, "\"%s\" does not support insert", as_sent ? as_sent : m->name);
+        tmpl_free(own);
+        return fail(j, OX_EINVAL, "%s", err);
+    }
     if (suffix && *suffix) {
         rc = tmpl_render_suffix(t, prompt, suffix, out, err, sizeof err);
     } else {
@@ -341,7 +348,7 @@ static int run_generate(rslot_t *s, runner_job_t *j)
     ropt_sampler(j->q.options, json, &sp);
     char err[256] = "";
     if ((rc = smp_new(&sp, m->tok, &smp, err, sizeof err)) != 0) {
-        fail(j, rc == OX_EINVAL ? rc : rc, "%s", err[0] ? err : NULL);
+        fail(j, rc, "%s", err[0] ? err : NULL);
         goto done;
     }
     size_t n_stops = 0;
@@ -349,6 +356,10 @@ static int run_generate(rslot_t *s, runner_job_t *j)
     rc = smp_stop_init(&st, stops, n_stops);
     free(stops);
     long num_predict = (long)ropt_num(j->q.options, "num_predict", -1);
+    /* "forever" is bounded as Ollama bounds it, so a model that never emits
+     * an end token cannot hold a slot indefinitely */
+    if (num_predict < 0 || num_predict > 10 * n_ctx)
+        num_predict = 10 * n_ctx;
     size_t cap_out = 256;
     outtok = malloc(sizeof *outtok * cap_out);
     lbuf = malloc(n_logits * sizeof *lbuf);

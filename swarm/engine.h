@@ -104,6 +104,8 @@ typedef struct swarm_engine_ops {
     int (*connect_peer)(void *eng, const uint8_t ih[32], const char *ip, int port);
     int (*add_dht_node)(void *eng, const char *ip, int port);
     int (*set_rates)(void *eng, uint64_t up, uint64_t down);
+    /* Announces a torrent on the DHT now (not at the next interval). */
+    int (*announce)(void *eng, const uint8_t ih[32]);
     /* Asks for STATE events of every torrent. */
     int (*post_updates)(void *eng);
     /* Asks for a RESUME_DATA event of one torrent. */

@@ -290,6 +290,20 @@ int eng_set_rates(void *p, uint64_t up, uint64_t down)
     }
 }
 
+int eng_announce(void *p, const uint8_t ih[32])
+{
+    auto *e = static_cast<lt_eng *>(p);
+    try {
+        auto h = find(e, ih);
+        if (!h.is_valid())
+            return OX_ENOTFOUND;
+        h.force_dht_announce();
+        return 0;
+    } catch (...) {
+        return OX_ESTATE;
+    }
+}
+
 int eng_post_updates(void *p)
 {
     auto *e = static_cast<lt_eng *>(p);
@@ -470,6 +484,7 @@ extern "C" const swarm_engine_ops_t swarm_engine_libtorrent = {
     eng_connect_peer,
     eng_add_dht_node,
     eng_set_rates,
+    eng_announce,
     eng_post_updates,
     eng_save_resume,
     eng_poll,

@@ -18,18 +18,20 @@ void swarm_config_init(swarm_config_t *cfg)
 }
 
 struct unit {
-    const char *name;
-    double mult; /* bytes per unit */
+    const char *name; /* lower case */
+    double mult;      /* bytes per unit */
 };
 
-/* matched case-insensitively, except that a lone trailing "b" means bytes */
+/* Same meaning as the daemon's OLLAMAX_MAX_UPLOAD: SI prefixes are powers of
+ * 1000, "i" prefixes powers of 1024, "bit"/"bps" are bits. */
 static const struct unit units[] = {
-    {"", 1},          {"b", 1},          {"k", 1024.0},        {"m", 1048576.0},
-    {"g", 1073741824.0}, {"t", 1099511627776.0}, {"kib", 1024.0}, {"mib", 1048576.0},
-    {"gib", 1073741824.0}, {"tib", 1099511627776.0}, {"kb", 1e3}, {"mb", 1e6},
-    {"gb", 1e9},      {"tb", 1e12},      {"bit", 1 / 8.0},     {"kbit", 1e3 / 8},
-    {"mbit", 1e6 / 8}, {"gbit", 1e9 / 8}, {"bps", 1 / 8.0},     {"kbps", 1e3 / 8},
-    {"mbps", 1e6 / 8}, {"gbps", 1e9 / 8},
+    {"", 1},           {"b", 1},           {"byte", 1},         {"bytes", 1},
+    {"k", 1e3},        {"kb", 1e3},        {"ki", 1024.0},      {"kib", 1024.0},
+    {"m", 1e6},        {"mb", 1e6},        {"mi", 1048576.0},   {"mib", 1048576.0},
+    {"g", 1e9},        {"gb", 1e9},        {"gi", 1073741824.0}, {"gib", 1073741824.0},
+    {"t", 1e12},       {"tb", 1e12},       {"ti", 1099511627776.0}, {"tib", 1099511627776.0},
+    {"bit", 1 / 8.0},  {"bps", 1 / 8.0},   {"kbit", 1e3 / 8},   {"kbps", 1e3 / 8},
+    {"mbit", 1e6 / 8}, {"mbps", 1e6 / 8},  {"gbit", 1e9 / 8},   {"gbps", 1e9 / 8},
 };
 
 int swarm_rate_parse(const char *s, uint64_t *out)
@@ -51,20 +53,22 @@ int swarm_rate_parse(const char *s, uint64_t *out)
         return OX_EINVAL;
     while (isspace((unsigned char)*end))
         end++; /* "12 M" as well as "12M" */
-    char unit[8];
+    char unit[16];
     size_t n = 0;
     while (*end && !isspace((unsigned char)*end)) {
         if (n + 1 >= sizeof unit)
             return OX_EINVAL;
-        unit[n++] = *end++;
+        unit[n++] = (char)tolower((unsigned char)*end++);
     }
     unit[n] = 0;
     while (isspace((unsigned char)*end))
         end++;
     if (*end)
         return OX_EINVAL;
+    if (n >= 2 && strcmp(unit + n - 2, "/s") == 0)
+        unit[n - 2] = 0;
     for (size_t i = 0; i < sizeof units / sizeof *units; i++) {
-        if (strcasecmp(unit, units[i].name) == 0) {
+        if (strcmp(unit, units[i].name) == 0) {
             double bytes = v * units[i].mult;
             if (bytes >= 18446744073709551615.0)
                 return OX_EINVAL;

@@ -279,6 +279,8 @@ static void on_engine_event(void *ud, const swarm_ev_t *ev)
         t->state = TOR_ACTIVE;
         if (f)
             swarm__fetch_on_added(f);
+        else if (s->cfg.dht)
+            s->ops->announce(s->eng, t->ih); /* found by fetchers now, not in 15 min */
         break;
     case SWARM_EV_ADD_FAILED:
         OX_WARN("swarm: engine refused %s: %s", t->digest, ev->msg);
@@ -399,6 +401,19 @@ int swarm_add_peer(swarm_t *s, const char *endpoint)
     for (swarm_fetch_t *f = s->fetches; f; f = f->next)
         swarm__fetch_connect(f, endpoint);
     return 0;
+}
+
+int swarm_set_rates(swarm_t *s, uint64_t max_upload, uint64_t max_download)
+{
+    swarm__check_thread(s);
+    if (!s->eng)
+        return OX_ESTATE;
+    int rc = s->ops->set_rates(s->eng, max_upload, max_download);
+    if (!rc) {
+        s->cfg.max_upload = max_upload;
+        s->cfg.max_download = max_download;
+    }
+    return rc;
 }
 
 int swarm_listen_port(const swarm_t *s)

@@ -54,11 +54,12 @@ typedef struct swarm_config {
 /* Defaults: all interfaces, any port, no caps, DHT on, seed mode. */
 void swarm_config_init(swarm_config_t *cfg);
 
-/* Parses a rate: "0" / "" / "unlimited" = 0; a number of bytes/s with an
- * optional unit: K M G T (and KiB MiB GiB TiB) are powers of 1024 as in
- * curl's --limit-rate; kB KB MB GB TB are powers of 1000; kbit mbit gbit
- * (also kbps mbps gbps) are bits/s in powers of 1000 as in tc. Fractions are
- * allowed ("1.5M"). Case-insensitive except that "b" vs "bit" is explicit.
+/* Parses a rate (the meaning of OLLAMAX_MAX_UPLOAD/DOWNLOAD): "0" / "" /
+ * "unlimited" = 0; else a number of bytes/s (fractions allowed) with an
+ * optional unit, case-insensitive, optionally followed by "/s": k M G T (also
+ * kB MB ...) are powers of 1000, Ki Mi Gi Ti (KiB ...) powers of 1024, bit
+ * kbit mbit gbit (also bps kbps mbps gbps) are bits/s in powers of 1000 as in
+ * tc. "12M" = 12000000, "512Ki" = 524288, "100mbit" = 12500000.
  * OX_EINVAL on anything else (negative, overflow, unknown unit). */
 int swarm_rate_parse(const char *s, uint64_t *bytes_per_s);
 
@@ -132,6 +133,9 @@ int swarm_add_peer(swarm_t *s, const char *endpoint);
  * torrent: digest, info_hash, role (seed|fetch), state, size, done,
  * uploaded, downloaded, up_rate, down_rate, peers, hash_failures. */
 char *swarm_status(swarm_t *s);
+
+/* Changes the caps (bytes/s, 0 = unlimited) at run time. */
+int swarm_set_rates(swarm_t *s, uint64_t max_upload, uint64_t max_download);
 
 /* The TCP port the engine listens on, 0 until it listens. */
 int swarm_listen_port(const swarm_t *s);

@@ -142,6 +142,13 @@ def test_raw_mode_and_template_override():
     r = gen(d, {"model": "tiny", "prompt": "hello", "raw": True, "template": "{{ .Prompt }}"}, 400)
     assert r.json() == {"error": "raw mode does not support template, system, or context"}, r
     r = gen(d, {"model": "tiny", "prompt": "hello", "template": "{{ .Nope"}, 400)
+    # fill-in-the-middle needs a template that knows .Suffix
+    r = gen(d, {"model": "tiny", "prompt": "def f(", "suffix": "return 1"}, 400)
+    assert r.json() == {"error": '"tiny" does not support insert'}, r
+    fim = gen(d, {"model": "tiny", "prompt": "def f(", "suffix": "return 1", "stream": False,
+                  "template": "<PRE>{{ .Prompt }}<SUF>{{ .Suffix }}<MID>",
+                  "options": {"num_predict": 2}}).json()
+    assert fim["prompt_eval_count"] > over["prompt_eval_count"] and fim["eval_count"] == 2, fim
     assert "error" in r.json()
 
 
@@ -263,6 +270,49 @@ def test_errors():
     assert d.alive()
 
 
+def test_hostile_inputs_get_clear_answers():
+    d = daemon_with()
+    cases = [
+        ("/api/generate", {"model": "tiny", "prompt": "x", "stream": False,
+                           "options": {"num_ctx": "abc", "num_predict": 3, "stop": [1, None, ""],
+                                       "temperature": -5}}, 200),
+        ("/api/generate", {"model": "tiny", "prompt": "x", "context": [1, 2, 99999]}, 400),
+        ("/api/generate", {"model": "tiny", "prompt": "x", "context": [1, "a"]}, 400),
+        ("/api/generate", {"model": "tiny", "prompt": "x", "keep_alive": {"a": 1}}, 400),
+        ("/api/generate", {"model": "tiny", "prompt": 5}, 400),
+        ("/api/generate", {"model": "tiny", "prompt": "x", "stream": False,
+                           "options": {"num_predict": 0}}, 200),
+        ("/api/chat", {"model": "tiny", "stream": False, "options": {"num_predict": 2},
+                       "messages": [{"role": "user", "content": "x", "images": ["zz"]}],
+                       "tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}]}, 200),
+        ("/api/chat", {"model": "tiny", "stream": False, "options": {"num_predict": 2},
+                       "messages": [{"role": "assistant", "content": "prefill"}]}, 200),
+        ("/api/chat", {"model": "tiny", "messages": [1, 2]}, 400),
+        ("/api/chat", {"model": "tiny", "messages": [{"role": "user", "content": {"a": 1}}]}, 400),
+        ("/api/embed", {"model": "tiny", "input": "x" * 100000, "truncate": False}, 400),
+        ("/api/embed", {"model": "tiny", "input": "x" * 100000}, 200),
+        ("/v1/chat/completions", {"model": "tiny", "messages": [{"role": "user", "content": 5}]}, 400),
+        ("/v1/chat/completions", {"model": "tiny", "max_tokens": "a",
+                                  "messages": [{"role": "user", "content": "x"}]}, 400),
+        ("/v1/chat/completions", {"model": "tiny", "max_tokens": 2, "messages": [{"role": "user", "content": [
+            {"type": "text", "text": "hi"}, {"type": "image_url", "image_url": {"url": "x"}}]}]}, 200),
+        ("/v1/completions", {"model": "tiny", "prompt": ["a", "b"]}, 400),
+        ("/v1/embeddings", {"model": "tiny", "input": [[1, 2, 3]]}, 400),
+        ("/v1/embeddings", {"model": "tiny", "input": []}, 400),
+    ]
+    for path, body, status in cases:
+        r = d.api("POST", path, body)
+        assert r.status == status, (path, body, r)
+        if status == 400:
+            e = r.json()["error"]
+            assert (e["message"] if path.startswith("/v1/") else e), r
+    o = gen(d, {"model": "tiny", "prompt": "x", "stream": False, "options": {"num_predict": 0}}).json()
+    assert o["response"] == "" and o["done_reason"] == "length" and "eval_count" not in o, o
+    r = d.req("POST", "/v1/chat/completions", b"{bad")
+    assert r.status == 400 and r.json()["error"]["type"] == "invalid_request_error", r
+    assert d.alive()
+
+
 def test_format_json():
     d = daemon_with()
     for n in (3, 40):
@@ -320,28 +370,42 @@ def test_sigterm_during_generation_exits_cleanly():
     assert "handles left open" not in d.log(), d.log()
 
 
+def long_greedy_prompt(d, n, opts):
+    """A prompt whose greedy answer runs n tokens without an end token."""
+    for p in ("go", "count", "hello", "the cat", "story", "sky", "robot", "one two"):
+        o = gen(d, {"model": "tiny", "prompt": p, "stream": False,
+                    "options": dict(opts, num_predict=n, temperature=0)}).json()
+        if o["eval_count"] == n:
+            return p
+    raise AssertionError("no prompt gives a long greedy answer")
+
+
 def test_queue_limit_503():
     d = daemon_with(env={"OLLAMA_NUM_PARALLEL": "1", "OLLAMA_MAX_QUEUE": "1"},
                     gguf_args=("--seed", 6, "--ctx", 8192))
+    opts = {"num_ctx": 8192}
+    prompt = long_greedy_prompt(d, 300, opts)
     results = []
+    barrier = threading.Barrier(5)
 
     def one():
+        barrier.wait()
         r = request(d.ip, d.port, "POST", "/api/generate",
-                    {"model": "tiny", "prompt": "go", "stream": False,
-                     "options": {"num_predict": 300, "num_ctx": 8192}}, timeout=300)
+                    {"model": "tiny", "prompt": prompt, "stream": False,
+                     "options": dict(opts, num_predict=300, temperature=0)}, timeout=300)
         results.append(r)
 
     ts = [threading.Thread(target=one) for _ in range(5)]
     for t in ts:
         t.start()
-        time.sleep(0.02)
     for t in ts:
         t.join()
     busy = [r for r in results if r.status == 503]
     ok = [r for r in results if r.status == 200]
-    assert busy and ok and len(busy) + len(ok) == 5, [(r.status, r.body[:200]) for r in results]
+    # one runs, one waits, the rest are refused
+    assert len(ok) == 2 and len(busy) == 3, [(r.status, r.body[:200]) for r in results]
     assert busy[0].json() == {"error": "server busy, please try again.  maximum pending requests exceeded"}
-    assert all(r.json()["done"] is True for r in ok)
+    assert all(r.json()["eval_count"] == 300 for r in ok)
     # the daemon serves again once the queue drains
     assert gen(d, {"model": "tiny", "prompt": "x", "stream": False,
                    "options": {"num_predict": 1, "num_ctx": 8192}}).json()["done"] is True

@@ -123,7 +123,9 @@ static void test_ingest_abort(void **state)
     assert_int_equal(t.opens, 1);
     assert_int_equal(t.closes, 1);
     assert_int_equal(t.last_ok, 0);
-    assert_int_equal(t.fed, 12);
+    /* Bytes still staged when an ingest is aborted need not reach the tap
+     * (its blob is dropped anyway); what it saw is a prefix. */
+    assert_true(t.fed <= 12);
     cas_set_tap(f->c, NULL);
 }
 

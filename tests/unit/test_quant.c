@@ -132,18 +132,28 @@ static void test_kernels_all_types(void **state)
                                      n, k, o[k], want);
                     }
                 }
-                if (tr->vec_dot_4x4) {
-                    /* 4 rows: the four quarters of the quantized row */
-                    size_t st = q_row_size(t, N / 4);
+                /* 4-row kernels on the four quarters of the quantized row, with
+                 * an even and an odd number of blocks */
+                size_t st = q_row_size(t, N / 4);
+                for (int m = N / 4; m >= N / 4 - tr->blck && m > 0; m -= tr->blck) {
                     float o[16];
-                    tr->vec_dot_4x4(N / 4, wq, st, a4, ast, o);
-                    for (int r = 0; r < 4; r++)
+                    if (tr->vec_dot_4x4)
+                        tr->vec_dot_4x4(m, wq, st, a4, ast, o);
+                    for (int r = 0; tr->vec_dot_4x4 && r < 4; r++)
                         for (int k = 0; k < 4; k++) {
-                            double want = ref->vec_dot(N / 4, (const char *)wq + r * st, a4 + k * ast);
+                            double want = ref->vec_dot(m, (const char *)wq + r * st, a4 + k * ast);
                             if (fabs(o[4 * r + k] - want) > 1e-4 * (fabs(want) + sqrt(N)))
-                                fail_msg("%s %s 4x4 [%d][%d]: %g vs %g", tr->name,
-                                         q_isa_name(isa), r, k, o[4 * r + k], want);
+                                fail_msg("%s %s 4x4 m=%d [%d][%d]: %g vs %g", tr->name,
+                                         q_isa_name(isa), m, r, k, o[4 * r + k], want);
                         }
+                    if (tr->vec_dot_4x1)
+                        tr->vec_dot_4x1(m, wq, st, a4 + ast, o);
+                    for (int r = 0; tr->vec_dot_4x1 && r < 4; r++) {
+                        double want = ref->vec_dot(m, (const char *)wq + r * st, a4 + ast);
+                        if (fabs(o[r] - want) > 1e-4 * (fabs(want) + sqrt(N)))
+                            fail_msg("%s %s 4x1 m=%d [%d]: %g vs %g", tr->name, q_isa_name(isa),
+                                     m, r, o[r], want);
+                    }
                 }
                 if (isa == Q_ISA_SCALAR)
                     continue;

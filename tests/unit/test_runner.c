@@ -1,7 +1,8 @@
 /* Runner tests: keep_alive parsing, the JSON completer, option helpers, and
  * the runner itself on a real loop with a tiny model from mkgguf.py (load,
- * generate, embed, keep_alive 0, queue limit, cancel, load failure, and a
- * close that leaves no handle behind). */
+ * generate, prefix reuse, embed, context shift, keep_alive 0, queue limit,
+ * cancel, load failure, two slots generating at once, and a close that
+ * leaves no handle behind). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -315,10 +316,11 @@ static void test_queue_cancel_and_failures(void **state)
     uv_loop_t loop;
     uv_loop_init(&loop);
     runner_t *r;
-    runner_config_t cfg = {.keep_alive_ns = -1, .num_parallel = 1, .max_queue = 2};
+    runner_config_t cfg = {.keep_alive_ns = -1, .num_parallel = 1, .max_queue = 1};
     assert_int_equal(runner_new(&loop, &cfg, &r), 0);
 
-    /* nothing runs before the loop turns: the third waiting job is refused */
+    /* one slot and one waiting place: the third job is refused, whatever the
+     * workers have dequeued so far */
     result_t q[3] = {{0}};
     runner_job_t *j0 = NULL;
     assert_int_equal(submit(r, f->model, RUNNER_GENERATE, json_pack("{s:s}", "prompt", "long"),
@@ -369,6 +371,87 @@ static void test_queue_cancel_and_failures(void **state)
     ox_buf_free(&last.text);
 }
 
+typedef struct par par_t;
+typedef struct pjob {
+    par_t *p;
+    int texts, done, rc, eval_count;
+} pjob_t;
+struct par {
+    pjob_t j[2];
+    int overlap; /* both had produced text while neither was done */
+};
+
+static void on_text_par(void *ud, const char *t, size_t n)
+{
+    pjob_t *pj = ud;
+    par_t *p = pj->p;
+    (void)t, (void)n;
+    pj->texts++;
+    if (p->j[0].texts && p->j[1].texts && !p->j[0].done && !p->j[1].done)
+        p->overlap = 1;
+}
+
+static void on_done_par(void *ud, int rc, const char *err, const runner_result_t *res)
+{
+    pjob_t *pj = ud;
+    (void)err;
+    pj->done = 1;
+    pj->rc = rc;
+    pj->eval_count = res ? res->eval_count : 0;
+}
+
+/* With num_parallel 2 two requests generate at the same time; with one slot
+ * the second could not produce text before the first ended. */
+static void test_parallel_slots(void **state)
+{
+    fixture_t *f = *state;
+    if (!f)
+        skip();
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    runner_t *r;
+    runner_config_t cfg = {.keep_alive_ns = -1, .num_parallel = 2, .max_queue = 8};
+    assert_int_equal(runner_new(&loop, &cfg, &r), 0);
+    /* the prompt with the longest greedy answer (no end token): the longer
+     * the first job runs, the surer the second one starts meanwhile */
+    static const char *prompts[] = {"hello", "the cat", "one two", "sky", "robot", "story"};
+    const char *prompt = NULL;
+    int best = 0;
+    for (size_t i = 0; i < sizeof prompts / sizeof prompts[0] && best < 1000; i++) {
+        result_t a = {0};
+        submit(r, f->model, RUNNER_GENERATE, json_pack("{s:s}", "prompt", prompts[i]),
+               json_pack("{s:i,s:i}", "num_predict", 1000, "temperature", 0), INT64_MIN, &a, NULL);
+        run_until(&loop, &a.done);
+        if (a.rc == 0 && a.res.eval_count > best) {
+            best = a.res.eval_count;
+            prompt = prompts[i];
+        }
+        ox_buf_free(&a.text);
+    }
+    assert_true(best >= 200);
+    par_t p;
+    memset(&p, 0, sizeof p);
+    runner_callbacks_t cb = {on_text_par, on_done_par};
+    for (int k = 0; k < 2; k++) {
+        p.j[k].p = &p;
+        runner_model_desc_t d = {.digest = f->model, .name = "t", .path = f->model,
+                                 .template_text = "{{ .Prompt }}"};
+        runner_request_t q = {
+            .kind = RUNNER_GENERATE,
+            .body = json_pack("{s:s}", "prompt", prompt),
+            .options = json_pack("{s:i,s:i}", "num_predict", best, "temperature", 0)};
+        assert_int_equal(runner_submit(r, &d, &q, &cb, &p.j[k], NULL), 0);
+    }
+    while (!(p.j[0].done && p.j[1].done))
+        uv_run(&loop, UV_RUN_ONCE);
+    assert_int_equal(p.j[0].rc, 0);
+    assert_int_equal(p.j[1].rc, 0);
+    assert_int_equal(p.j[0].eval_count, best);
+    assert_int_equal(p.j[1].eval_count, best);
+    assert_true(p.overlap);
+    close_runner(&loop, r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -377,6 +460,7 @@ int main(void)
         cmocka_unit_test(test_options),
         cmocka_unit_test(test_generate_embed_keep_alive),
         cmocka_unit_test(test_queue_cancel_and_failures),
+        cmocka_unit_test(test_parallel_slots),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -247,12 +247,14 @@ static void test_rate_parse(void **state)
         int rc;
         uint64_t out;
     } cases[] = {
-        {"100mbit", 0, 12500000},   {"12M", 0, 12582912},    {"12 M", 0, 12582912},
-        {"1.5K", 0, 1536},          {"10MB", 0, 10000000},   {"10MiB", 0, 10485760},
+        {"100mbit", 0, 12500000},   {"12M", 0, 12000000},    {"12 M", 0, 12000000},
+        {"12Mi", 0, 12582912},      {"1.5K", 0, 1500},       {"1.5Ki", 0, 1536},
+        {"10MB", 0, 10000000},      {"10MiB", 0, 10485760},  {"8Mbit/s", 0, 1000000},
         {"1gbit", 0, 125000000},    {"800kbit", 0, 100000},  {"4096", 0, 4096},
-        {"0", 0, 0},                {"", 0, 0},              {"unlimited", 0, 0},
-        {"-5", OX_EINVAL, 0},       {"12Q", OX_EINVAL, 0},   {"abc", OX_EINVAL, 0},
-        {"1e400", OX_EINVAL, 0},    {"12M x", OX_EINVAL, 0}, {"99999999999T", OX_EINVAL, 0},
+        {"512KiB/s", 0, 524288},    {"0", 0, 0},             {"", 0, 0},
+        {"unlimited", 0, 0},        {"-5", OX_EINVAL, 0},    {"12Q", OX_EINVAL, 0},
+        {"abc", OX_EINVAL, 0},      {"1e400", OX_EINVAL, 0}, {"12M x", OX_EINVAL, 0},
+        {"99999999999T", OX_EINVAL, 0}, {"5/s/s", OX_EINVAL, 0},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         uint64_t v = 777;
@@ -315,6 +317,9 @@ static void test_tap_one_pass(void **state)
     assert_true(run_until(&loop, all_seeding_and_listening, &w, 20));
     assert_int_equal(status_int(n.sw, "tap_bytes"), (json_int_t)size); /* no second pass */
     assert_int_equal(status_int(n.sw, "thread_violations"), 0);
+    assert_int_equal(swarm_set_rates(n.sw, 1000, 2000), 0);
+    assert_int_equal(status_int(n.sw, "max_upload"), 1000);
+    assert_int_equal(status_int(n.sw, "max_download"), 2000);
     free(rec);
     free(tor);
     free(lt_tor);
@@ -564,12 +569,24 @@ struct resume_wait {
     fetch_ctx_t *fc;
     const char *resume_path;
     uint64_t min_done;
+    int64_t reached_ns; /* wall clock when min_done was seen */
 };
 
+/* min_done verified, and resume data written well after that, so asked for
+ * after it and covering it */
 static int partly_done(void *ud)
 {
     struct resume_wait *w = ud;
-    return w->fc->last_done >= w->min_done && access(w->resume_path, F_OK) == 0;
+    struct stat st;
+    if (!w->reached_ns) {
+        if (w->fc->last_done >= w->min_done)
+            w->reached_ns = ox_time_now_ns();
+        return 0;
+    }
+    if (stat(w->resume_path, &st) != 0)
+        return 0;
+    int64_t mtime = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+    return mtime > w->reached_ns + 150000000; /* asked after reached_ns */
 }
 
 static void test_resume_after_restart(void **state)
@@ -579,7 +596,7 @@ static void test_resume_after_restart(void **state)
     uv_loop_init(&loop);
     node_t nodes[2];
     const char *ips[2] = {"127.0.0.2", "127.0.0.4"};
-    node_open(&loop, &nodes[0], ips[0], 4u << 20, 0);
+    node_open(&loop, &nodes[0], ips[0], 2u << 20, 0);
     node_open(&loop, &nodes[1], ips[1], 0, 0);
     size_t size = (16u << 20) + 4321;
     uint8_t *data = random_bytes(size, 41);
@@ -596,7 +613,7 @@ static void test_resume_after_restart(void **state)
     assert_int_equal(swarm_fetch_start(nodes[1].sw, digest, ta, la, peers, 1, NULL, on_progress,
                                        on_done, &fc, NULL), 0);
     snprintf(resume, sizeof resume, "%s/swarm/%s.resume", cas_tmp_dir(nodes[1].cas), digest + 7);
-    struct resume_wait rw = {&fc, resume, 6u << 20};
+    struct resume_wait rw = {&fc, resume, 6u << 20, 0};
     assert_true(run_until(&loop, partly_done, &rw, 60));
     assert_int_equal(fc.done, 0);
 
@@ -627,13 +644,73 @@ static void test_resume_after_restart(void **state)
         fail_msg("resumed fetch failed: %s", fc2.msg);
     fprintf(stderr, "# verified before the restart %llu, first progress after %llu of %zu\n",
             (unsigned long long)had, (unsigned long long)fc2.first_done, size);
-    assert_true(fc2.first_done >= had / 2); /* continued, did not start over */
+    assert_true(fc2.first_done >= (5u << 20)); /* continued from what was saved */
+    assert_true(had >= (6u << 20));
     assert_int_equal(fc2.last_done, size);
     assert_int_equal(cas_blob_verify(nodes[1].cas, digest), 0);
     assert_int_not_equal(access(resume, F_OK), 0); /* cleaned after the commit */
     free(ta);
     free(data);
     nodes_close(&loop, nodes, 2);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+/* Two fetchers stripe one blob from a capped origin and know each other:
+ * both complete, and bad stripe options are refused. */
+static int both_done(void *ud)
+{
+    fetch_ctx_t *f = ud;
+    return f[0].done && f[1].done;
+}
+
+static void test_striped_fetchers(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    node_t nodes[3];
+    const char *ips[3] = {"127.0.0.2", "127.0.0.3", "127.0.0.4"};
+    node_open(&loop, &nodes[0], ips[0], 8u << 20, 0);
+    node_open(&loop, &nodes[1], ips[1], 0, 0);
+    node_open(&loop, &nodes[2], ips[2], 0, 0);
+    size_t size = (12u << 20) + 1;
+    uint8_t *data = random_bytes(size, 51);
+    char digest[72], e[3][64];
+    ingest(nodes[0].cas, data, size, digest);
+    seeding_wait_t w = {nodes, 1, digest};
+    assert_true(run_until(&loop, all_seeding_and_listening, &w, 20));
+    while (!swarm_listen_port(nodes[1].sw) || !swarm_listen_port(nodes[2].sw))
+        uv_run(&loop, UV_RUN_ONCE);
+    for (int i = 0; i < 3; i++)
+        endpoint_of(&nodes[i], ips[i], e[i], sizeof e[i]);
+    void *ta;
+    size_t la;
+    assert_int_equal(swarm_torrent_get(nodes[0].sw, digest, &ta, &la), 0);
+    const char *origin[1] = {e[0]};
+    fetch_ctx_t fc[2] = {{0}};
+    swarm_fetch_opts_t bad = {.stripe_index = 2, .stripe_count = 2};
+    assert_int_equal(swarm_fetch_start(nodes[1].sw, digest, ta, la, origin, 1, &bad, NULL,
+                                       on_done, &fc[0], NULL), OX_EINVAL);
+    for (int k = 0; k < 2; k++) {
+        swarm_fetch_opts_t o = {.stripe_index = k, .stripe_count = 2};
+        assert_int_equal(swarm_add_peer(nodes[1 + k].sw, e[2 - k]), 0); /* each other */
+        assert_int_equal(swarm_add_peer(nodes[1 + k].sw, e[2 - k]), 0); /* idempotent */
+        assert_int_equal(swarm_fetch_start(nodes[1 + k].sw, digest, ta, la, origin, 1, &o,
+                                           on_progress, on_done, &fc[k], NULL), 0);
+    }
+    assert_int_equal(swarm_add_peer(nodes[1].sw, "not an endpoint"), OX_EINVAL);
+    assert_true(run_until(&loop, both_done, fc, 120));
+    for (int k = 0; k < 2; k++) {
+        if (fc[k].status)
+            fail_msg("striped fetch %d failed: %s", k, fc[k].msg);
+        assert_int_equal(cas_blob_verify(nodes[1 + k].cas, digest), 0);
+    }
+    json_t *st = status_of(nodes[1].sw);
+    assert_int_equal(json_array_size(json_object_get(st, "peers")), 1);
+    json_decref(st);
+    free(ta);
+    free(data);
+    nodes_close(&loop, nodes, 3);
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
@@ -649,6 +726,7 @@ int main(void)
         cmocka_unit_test(test_fetch_from_two_seeders),
         cmocka_unit_test(test_corrupt_seeder),
         cmocka_unit_test(test_resume_after_restart),
+        cmocka_unit_test(test_striped_fetchers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
