@@ -89,8 +89,13 @@ static void pull_end(pull_t *pl, int status, const char *err)
     pl->finished = 1;
     if (pl->req) {
         if (pl->stream) {
-            if (err)
-                api_ndjson_line(pl->req, json_pack("{s:s}", "error", err));
+            if (err) {
+                /* not json_pack: err may hold registry bytes that are not
+                 * UTF-8, and a NULL line would end the stream silently */
+                json_t *o = json_object();
+                json_object_set_new(o, "error", json_stringn_nocheck(err, strlen(err)));
+                api_ndjson_line(pl->req, o);
+            }
             else
                 api_ndjson_line(pl->req, json_pack("{s:s}", "status", "success"));
             api_ndjson_end(pl->req);
@@ -234,6 +239,12 @@ static void on_manifest_done(curluv_req_t *r, int result, void *ud)
     if (pl->finished)
         return;
     long st = curluv_req_status(r);
+    if (result == OX_ETOOBIG) {
+        /* on_body_data refused it: curl's own text ("Failure writing
+         * output") would hide why */
+        pull_fail(pl, "pull model manifest: manifest larger than %u bytes", MANIFEST_MAX);
+        return;
+    }
     if (result != 0) {
         pull_fail(pl, "pull model manifest: %s",
                   *curluv_req_error(r) ? curluv_req_error(r) : ox_strerror(result));

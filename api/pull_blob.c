@@ -328,6 +328,18 @@ static void on_part_done(curluv_req_t *r, int result, void *ud)
     int server_busy = st >= 500 || st == 429;
     if (part->done == part->len) {
         checkpoint(pl);
+    } else if (result == OX_ETOOBIG) {
+        /* on_part_data refused bytes past the range: the blob is bigger
+         * than the manifest says, and no retry can fix that */
+        pull_fail(pl, "pull model blob %.19s: registry sent more than the %" PRIu64
+                  " bytes the manifest lists",
+                  cur_blob(pl)->digest, cur_blob(pl)->size);
+        return;
+    } else if (result == OX_EFORMAT && st / 100 == 2) {
+        pull_fail(pl, "pull model blob %.19s: unexpected %ld %s answer to a range request "
+                  "(the manifest lists %" PRIu64 " bytes)",
+                  cur_blob(pl)->digest, st, http_status_text((int)st), cur_blob(pl)->size);
+        return;
     } else if (!server_busy && (result == OX_EFORMAT || (result == 0 && st >= 400))) {
         pull_fail(pl, "pull model blob %.19s: %ld %s", cur_blob(pl)->digest, st,
                   http_status_text((int)st));

@@ -44,11 +44,20 @@ int pull_base_url(const cas_name_t *n, int insecure, char *out, size_t cap)
     return (w < 0 || (size_t)w >= cap) ? OX_ETOOBIG : 0;
 }
 
+/* Only http(s) may be fetched: a hostile registry must not point the
+ * daemon at file://, gopher:// or other schemes curl would happily use. */
+static int url_is_http(const char *u)
+{
+    return strncasecmp(u, "http://", 7) == 0 || strncasecmp(u, "https://", 8) == 0;
+}
+
 int pull_url_resolve(const char *base, const char *loc, char *out, size_t cap)
 {
     int w;
     const char *sep = strstr(base, "://");
     if (strstr(loc, "://")) {
+        if (!url_is_http(loc))
+            return OX_EINVAL;
         w = snprintf(out, cap, "%s", loc);
     } else if (!sep) {
         return OX_EINVAL;
@@ -141,6 +150,8 @@ static int url_encode(ox_buf_t *b, const char *s)
 
 int pull_token_url(const pull_auth_t *a, char *out, size_t cap)
 {
+    if (!url_is_http(a->realm))
+        return OX_EINVAL;
     ox_buf_t b = OX_BUF_INIT;
     int rc = ox_buf_puts(&b, a->realm);
     char sep = strchr(a->realm, '?') ? '&' : '?';

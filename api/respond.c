@@ -294,7 +294,11 @@ void api_go_quote(const char *s, char *out, size_t cap)
 void api_error(http_req_t *req, int status, const char *msg)
 {
     json_t *o = json_object();
-    json_object_set_new(o, "error", json_string(msg ? msg : ""));
+    /* nocheck: messages quote names, GGUF keys and registry text that may
+     * not be UTF-8 (or be cut mid-character); json_string() would return
+     * NULL and the client would get "{}". put_string() writes such bytes
+     * as U+FFFD, as Go does. */
+    json_object_set_new(o, "error", json_stringn_nocheck(msg ? msg : "", msg ? strlen(msg) : 0));
     api_json(req, status, o);
 }
 

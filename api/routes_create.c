@@ -138,13 +138,13 @@ static void config_from_gguf(json_t *cfg, const gguf_t *g)
     if (!json_object_get(cfg, "model_format"))
         json_object_set_new(cfg, "model_format", json_string("gguf"));
     if (!json_object_get(cfg, "model_family"))
-        json_object_set_new(cfg, "model_family", json_string(arch));
+        json_object_set_new(cfg, "model_family", json_stringn_nocheck(arch, strlen(arch)));
     json_t *fams = json_object_get(cfg, "model_families");
     if (!fams) {
         fams = json_array();
         json_object_set_new(cfg, "model_families", fams);
     }
-    json_array_append_new(fams, json_string(arch));
+    json_array_append_new(fams, json_stringn_nocheck(arch, strlen(arch)));
     if (!json_object_get(cfg, "model_type")) {
         char ps[32];
         gguf_param_size_str(gguf_param_count(g), ps, sizeof ps);
@@ -496,7 +496,7 @@ static void done_create(api_job_t *job)
             break;
     if (job->err[0]) {
         json_t *o = json_object();
-        json_object_set_new(o, "error", json_string(job->err));
+        json_object_set_new(o, "error", json_stringn_nocheck(job->err, strlen(job->err)));
         api_ndjson_line(job->req, o);
     }
     api_ndjson_end(job->req);

@@ -282,8 +282,37 @@ static json_t *answer(api_infer_call_t *c, const char *text, size_t len, int don
     return o;
 }
 
+/* Final or streamed chat object whose message carries tool calls (stolen). */
+static json_t *answer_calls(api_infer_call_t *c, json_t *calls, int done, const char *reason)
+{
+    json_t *o = answer(c, "", 0, done, reason);
+    json_object_set_new(json_object_get(o, "message"), "tool_calls", calls);
+    return o;
+}
+
 static void gen_text(api_infer_call_t *c, const char *text, size_t len)
 {
+    if (c->tools && c->stream && c->tool_mode != 1) {
+        /* hold the answer back while it may be a tool call */
+        ox_buf_append(&c->acc, text, len);
+        int p = c->tool_mode == 2 ? 1 : runner_tool_prefix(c->acc.data, c->acc.len);
+        if (p == 1) {
+            c->tool_mode = 2;
+            return;
+        }
+        if (p < 0)
+            return;
+        c->tool_mode = 1;
+        text = c->acc.data;
+        len = c->acc.len;
+        if (!c->started) {
+            c->started = 1;
+            api_ndjson_begin(c->req);
+        }
+        api_ndjson_line(c->req, answer(c, text, len, 0, NULL));
+        ox_buf_reset(&c->acc);
+        return;
+    }
     if (!c->stream) {
         ox_buf_append(&c->acc, text, len);
         return;
@@ -311,7 +340,25 @@ static void gen_done(api_infer_call_t *c, int rc, int status, const char *msg,
         return;
     }
     int load = strcmp(res->done_reason, "load") == 0 || strcmp(res->done_reason, "unload") == 0;
+    json_t *calls = c->tools && c->acc.len ? runner_tool_calls_parse(c->acc.data, c->acc.len) : NULL;
     json_t *o;
+    if (c->stream && c->tools && c->acc.len) {
+        /* what was held back: the calls, or text after all */
+        if (!c->started) {
+            c->started = 1;
+            api_ndjson_begin(c->req);
+        }
+        api_ndjson_line(c->req, calls ? answer_calls(c, calls, 0, NULL)
+                                      : answer(c, c->acc.data, c->acc.len, 0, NULL));
+        calls = NULL;
+    }
+    if (calls && !c->stream) {
+        o = answer_calls(c, calls, 1, res->done_reason);
+        put_metrics(o, res, 0);
+        api_json(c->req, 200, o);
+        api_infer_call_free(c);
+        return;
+    }
     if (!c->stream || load) {
         o = answer(c, c->acc.data ? c->acc.data : "", c->acc.len, 1, res->done_reason);
         if (!load)
@@ -465,6 +512,12 @@ void api_route_chat(node_t *node, http_req_t *req)
         }
     }
     c->chat = 1;
+    json_t *tools = json_object_get(body, "tools");
+    if (tools && !json_is_null(tools) && !json_is_array(tools)) {
+        api_error(req, 400, "tools must be an array");
+        goto bad;
+    }
+    c->tools = json_array_size(tools) > 0;
     c->q.kind = json_array_size(msgs) == 0 ? RUNNER_LOAD : RUNNER_CHAT;
     c->q.body = body;
     c->sink.on_text = gen_text;

@@ -47,6 +47,8 @@ struct api_infer_call {
     int base64;             /* openai: embeddings as base64 float32 */
     int chat;               /* chat shape: /api/chat, chat.completion */
     int openai;             /* a /v1 route */
+    int tools;              /* /api/chat offered tools: answers may be tool calls */
+    int tool_mode;          /* streaming with tools: 0 undecided, 1 text, 2 holding a call */
 };
 
 /* New call for req (caller owns it until api_infer_call_start; then the sink

@@ -314,6 +314,13 @@ static int has_arch_key(const gguf_t *g, const char *suffix)
     return gguf_find(g, key) != NULL;
 }
 
+/* Layer text is whatever was stored (a pulled model may carry any bytes):
+ * json_string() would drop non-UTF-8 text; the writer escapes it instead. */
+static json_t *str_json(const char *s)
+{
+    return json_stringn_nocheck(s, strlen(s));
+}
+
 static int mentions(const char *tmpl, const char *var)
 {
     /* the template refers to the variable (Ollama compares lowercase names) */
@@ -372,19 +379,19 @@ static void run_show(api_job_t *job)
             ox_buf_puts(&lb, json_string_value(json_array_get(m.license, i)));
         }
         if (lb.len)
-            json_object_set_new(r, "license", json_string(lb.data));
+            json_object_set_new(r, "license", str_json(lb.data));
         ox_buf_free(&lb);
     }
     char *mf = modelfile_text(&m, tmpl);
-    json_object_set_new(r, "modelfile", json_string(mf ? mf : ""));
+    json_object_set_new(r, "modelfile", str_json(mf ? mf : ""));
     free(mf);
     char *pt = parameters_text(m.params);
     if (pt && *pt)
-        json_object_set_new(r, "parameters", json_string(pt));
+        json_object_set_new(r, "parameters", str_json(pt));
     free(pt);
-    json_object_set_new(r, "template", json_string(tmpl));
+    json_object_set_new(r, "template", str_json(tmpl));
     if (m.system && *m.system)
-        json_object_set_new(r, "system", json_string(m.system));
+        json_object_set_new(r, "system", str_json(m.system));
     json_object_set_new(r, "details", api_model_details(m.config, m.parent));
     if (m.messages && json_array_size(m.messages))
         json_object_set(r, "messages", m.messages);

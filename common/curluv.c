@@ -408,6 +408,10 @@ int curluv_start(curluv_t *cu, const curluv_opts_t *o, curluv_req_t **out)
     }
     if (o->max_recv_bps > 0)
         curl_easy_setopt(e, CURLOPT_MAX_RECV_SPEED_LARGE, (curl_off_t)o->max_recv_bps);
+    /* Every URL here comes from a registry or a peer: never let one of
+     * them (or a redirect) make curl read files or speak other protocols. */
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
     if (o->follow_redirects) {
         curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
         curl_easy_setopt(e, CURLOPT_MAXREDIRS, 10L);

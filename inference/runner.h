@@ -114,6 +114,15 @@ json_t *runner_ps(runner_t *r);
 /* Whether a model with this digest is loaded (or loading). */
 int runner_is_loaded(runner_t *r, const char *digest);
 
+/* Tool calls (runner_tools.c; pure, any thread). runner_tool_prefix tells
+ * whether text[0..len) (the start of an answer) begins like a tool call: 1
+ * yes, 0 no, -1 not known yet (empty or a prefix of a marker).
+ * runner_tool_calls_parse turns a whole answer into Ollama's tool_calls
+ * array [{"function":{"name","arguments"}}] (new reference), or NULL when
+ * the text is not entirely tool calls. */
+int runner_tool_prefix(const char *text, size_t len);
+json_t *runner_tool_calls_parse(const char *text, size_t len);
+
 /* Parses an Ollama keep_alive value (number of seconds, or a Go duration
  * string). Returns 0 and *ns, or OX_EINVAL. Pure; any thread. */
 int runner_keep_alive_parse(const json_t *v, int64_t *ns);

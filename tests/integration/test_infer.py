@@ -222,6 +222,31 @@ def norm(v):
     return math.sqrt(sum(x * x for x in v))
 
 
+def test_chat_with_tools_holds_back_possible_calls():
+    d = daemon_with()
+    tools = [{"type": "function", "function": {"name": "get_weather", "description": "weather",
+                                               "parameters": {"type": "object", "properties": {
+                                                   "city": {"type": "string"}}}}}]
+    msgs = [{"role": "user", "content": "Weather in Paris?"}]
+    for fmt in (None, "json"):
+        body = {"model": "tiny", "messages": msgs, "tools": tools, "stream": False,
+                "options": {"num_predict": 12, "temperature": 0}}
+        if fmt:
+            body["format"] = fmt
+        one = d.api("POST", "/api/chat", body).json()
+        lines = d.api("POST", "/api/chat", dict(body, stream=True)).lines()
+        streamed = "".join(l["message"]["content"] for l in lines)
+        assert streamed == one["message"]["content"], (streamed, one)
+        assert lines[-1]["done"] is True, lines
+        if fmt:
+            # a JSON answer is held back as a possible call, then sent as text in one piece
+            assert len(lines) == 2 and isinstance(json.loads(streamed), dict), lines
+        # random weights never produce a well-formed call
+        assert "tool_calls" not in one["message"], one
+    r = d.api("POST", "/api/chat", {"model": "tiny", "messages": msgs, "tools": {"a": 1}})
+    assert r.status == 400, r
+
+
 def test_embed_and_legacy_embeddings():
     d = daemon_with()
     r = d.api("POST", "/api/embed", {"model": "tiny", "input": "hello world"})

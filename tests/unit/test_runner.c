@@ -116,6 +116,50 @@ static void test_options(void **state)
     assert_true(ropt_num(NULL, "num_ctx", 4096) == 4096);
 }
 
+static void check_calls(const char *text, const char *want)
+{
+    json_t *c = runner_tool_calls_parse(text, strlen(text));
+    if (!want) {
+        if (c)
+            fail_msg("parsed tool calls from %s", text);
+        return;
+    }
+    if (!c)
+        fail_msg("no tool calls in %s", text);
+    json_t *w = json_loads(want, 0, NULL);
+    assert_non_null(w);
+    if (!json_equal(c, w))
+        fail_msg("%s: got %s", text, json_dumps(c, JSON_COMPACT));
+    json_decref(w);
+    json_decref(c);
+}
+
+static void test_tool_calls(void **state)
+{
+    (void)state;
+    const char *one = "[{\"function\":{\"name\":\"get\",\"arguments\":{\"city\":\"Paris\"}}}]";
+    check_calls("{\"name\": \"get\", \"arguments\": {\"city\": \"Paris\"}}", one);
+    check_calls("  <tool_call>\n{\"name\":\"get\",\"arguments\":{\"city\":\"Paris\"}}\n</tool_call>", one);
+    check_calls("[TOOL_CALLS] [{\"name\":\"get\",\"parameters\":{\"city\":\"Paris\"}}]", one);
+    check_calls("{\"function\":{\"name\":\"get\",\"arguments\":\"{\\\"city\\\":\\\"Paris\\\"}\"}}", one);
+    check_calls("{\"name\":\"a\",\"arguments\":{}}\n{\"name\":\"b\",\"arguments\":{\"x\":1}}",
+                "[{\"function\":{\"name\":\"a\",\"arguments\":{}}},"
+                "{\"function\":{\"name\":\"b\",\"arguments\":{\"x\":1}}}]");
+    check_calls("The weather is nice.", NULL);
+    check_calls("{\"city\": \"Paris\"}", NULL);
+    check_calls("{\"name\":\"get\",\"arguments\":{}} and then some text", NULL);
+    /* an answer cut before its closing tag still counts */
+    check_calls("<tool_call>{\"name\":\"get\",\"arguments\":{}}",
+                "[{\"function\":{\"name\":\"get\",\"arguments\":{}}}]");
+    check_calls("", NULL);
+    assert_int_equal(runner_tool_prefix("  ", 2), -1);
+    assert_int_equal(runner_tool_prefix("<tool", 5), -1);
+    assert_int_equal(runner_tool_prefix(" <tool_call>{", 13), 1);
+    assert_int_equal(runner_tool_prefix("{\"", 2), 1);
+    assert_int_equal(runner_tool_prefix("Hello", 5), 0);
+    assert_int_equal(runner_tool_prefix("<b>", 3), 0);
+}
+
 /* ---- the runner on a loop ----------------------------------------------------------- */
 
 typedef struct fixture {
@@ -458,6 +502,7 @@ int main(void)
         cmocka_unit_test(test_keep_alive_parse),
         cmocka_unit_test(test_json_completer),
         cmocka_unit_test(test_options),
+        cmocka_unit_test(test_tool_calls),
         cmocka_unit_test(test_generate_embed_keep_alive),
         cmocka_unit_test(test_queue_cancel_and_failures),
         cmocka_unit_test(test_parallel_slots),
