@@ -170,7 +170,7 @@ static int stream_line(stream_ctx_t *s, const char *p, size_t n)
     if (n == 0)
         return 0;
     json_error_t je;
-    json_t *o = json_loadb(p, n, 0, &je);
+    json_t *o = json_loadb(p, n, JSON_ALLOW_NUL, &je);
     if (!o) {
         snprintf(s->err, sizeof(s->err), "bad response line: %s", je.text);
         return -1;
