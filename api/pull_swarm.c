@@ -6,7 +6,13 @@
  *
  * Holders answer GET /api/swarm/torrents/<digest> with the torrent bytes and
  * their swarm endpoint in X-Ollamax-Swarm, so one round of requests tells both
- * who holds the blob and where to connect. */
+ * who holds the blob and where to connect. Peers with a swarm that lack the
+ * blob answer 404 with their endpoint as well: they are the candidates
+ * fetching it at the same moment (in a fan-out every receiver probes every
+ * other), connected directly and striped with (DESIGN 6, swarm_stripe_assign).
+ * Every receiver that shares OLLAMAX_PEERS derives the same stripe list; a
+ * candidate that is not really fetching only costs priority, never
+ * completion. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +24,7 @@
 #include "swarm/swarm.h"
 
 #define PROBE_MAX 32
+#define PULL_SWARM_MIN_SIZE (1u << 20)
 
 typedef struct probe {
     struct pull_swarm *ps;
@@ -33,6 +40,8 @@ typedef struct pull_swarm {
     size_t torrent_len;
     char holders[PROBE_MAX][128];   /* swarm endpoints of holders */
     size_t n_holders;
+    char lacking[PROBE_MAX][128];   /* swarm endpoints of peers without it */
+    size_t n_lacking;
 } pull_swarm_t;
 
 static void swarm_ctx_free(pull_swarm_t *ps)
@@ -125,14 +134,28 @@ static void probes_done(pull_swarm_t *ps)
         pull_unref(pl);
         return;
     }
-    const char *peers[PROBE_MAX];
+    const char *peers[PROBE_MAX], *co[PROBE_MAX];
     for (size_t i = 0; i < ps->n_holders; i++) {
         peers[i] = ps->holders[i];
         swarm_add_peer(pl->node->swarm, ps->holders[i]);
     }
+    /* co-fetchers: the peers without the blob, self excepted (our own probe
+     * answers when OLLAMAX_PEERS names us) */
+    char self[128];
+    int have_self = swarm_self_endpoint(pl->node->swarm, self, sizeof self) == 0;
+    size_t n_co = 0;
+    for (size_t i = 0; i < ps->n_lacking; i++)
+        if (!have_self || strcmp(ps->lacking[i], self) != 0)
+            co[n_co++] = ps->lacking[i];
+    swarm_fetch_opts_t opts = {.cofetchers = co, .n_cofetchers = n_co};
+    const char *e = getenv("OLLAMAX_SWARM_STRIPE"); /* "0": connect, do not stripe */
+    int stripe = !(e && strcmp(e, "0") == 0);
+    if (!stripe || !have_self ||
+        swarm_stripe_assign(self, co, n_co, &opts.stripe_index, &opts.stripe_count))
+        opts.stripe_count = opts.stripe_index = 0;
     pull_ref(pl);
     int rc = swarm_fetch_start(pl->node->swarm, ps->digest, ps->torrent, ps->torrent_len, peers,
-                               ps->n_holders, NULL, on_fetch_progress, on_fetch_done, pl, NULL);
+                               ps->n_holders, &opts, on_fetch_progress, on_fetch_done, pl, NULL);
     if (rc == OX_EEXIST) {
         pull_unref(pl);
         blob_committed(pl);
@@ -141,8 +164,9 @@ static void probes_done(pull_swarm_t *ps)
         OX_WARN("pull: cannot start a swarm fetch of %.19s: %s", ps->digest, ox_strerror(rc));
         pull_blob_locate(pl);
     } else {
-        OX_INFO("pull: fetching %.19s through the swarm from %zu holder(s)", ps->digest,
-                ps->n_holders);
+        OX_INFO("pull: fetching %.19s through the swarm from %zu holder(s), %zu co-fetcher(s), "
+                "stripe %d of %d", ps->digest, ps->n_holders, n_co, opts.stripe_index,
+                opts.stripe_count);
     }
     swarm_ctx_free(ps);
     pull_unref(pl);
@@ -168,6 +192,13 @@ static void on_probe_done(curluv_req_t *r, int result, void *ud)
             ps->torrent_len = pr->body.len;
             ps->torrent = ox_buf_steal(&pr->body);
         }
+    } else if (result == 0 && curluv_req_status(r) == 404 && ep && *ep &&
+               ps->n_lacking < PROBE_MAX) {
+        int dup = 0;
+        for (size_t i = 0; i < ps->n_lacking; i++)
+            dup |= strcmp(ps->lacking[i], ep) == 0;
+        if (!dup)
+            snprintf(ps->lacking[ps->n_lacking++], sizeof ps->lacking[0], "%s", ep);
     }
     if (--ps->pending == 0)
         probes_done(ps);
@@ -175,7 +206,9 @@ static void on_probe_done(curluv_req_t *r, int result, void *ud)
 
 void pull_swarm_start(pull_t *pl)
 {
-    if (!pl->node->swarm || swarm_disabled()) {
+    /* a blob this small costs the swarm more in start-up (connections,
+     * handshakes: 2-3 s measured on shaped links) than a direct download */
+    if (!pl->node->swarm || swarm_disabled() || pl->blobs[pl->cur].size < PULL_SWARM_MIN_SIZE) {
         pull_blob_locate(pl);
         return;
     }

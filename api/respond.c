@@ -231,14 +231,27 @@ static int put_value(ox_buf_t *b, const json_t *v, int depth)
     }
 }
 
-char *api_json_dumps(const json_t *obj)
+/* api_json_dumps with the reason of a failure (OX_ETOOBIG: nested deeper
+ * than the writer goes). */
+static int json_dumps_rc(const json_t *obj, char **out)
 {
     ox_buf_t b = OX_BUF_INIT;
-    if (!obj || put_value(&b, obj, 0) != 0) {
+    int rc = obj ? put_value(&b, obj, 0) : OX_EINVAL;
+    if (rc == 0 && !b.data)
+        rc = OX_ENOMEM;
+    if (rc != 0) {
         ox_buf_free(&b);
-        return NULL;
+        *out = NULL;
+        return rc;
     }
-    return ox_buf_steal(&b);
+    *out = ox_buf_steal(&b);
+    return 0;
+}
+
+char *api_json_dumps(const json_t *obj)
+{
+    char *s;
+    return json_dumps_rc(obj, &s) == 0 ? s : NULL;
 }
 
 void api_go_quote(const char *s, char *out, size_t cap)
@@ -314,11 +327,18 @@ void api_errorf(http_req_t *req, int status, const char *fmt, ...)
 
 void api_json(http_req_t *req, int status, json_t *obj)
 {
-    char *s = api_json_dumps(obj);
+    char *s;
+    int rc = json_dumps_rc(obj, &s);
     json_decref(obj);
-    if (!s) {
+    if (rc != 0) {
+        /* a stored layer (pulled messages, say) may nest deeper than the
+         * writer goes: say so rather than blame memory */
         static const char oom[] = "{\"error\":\"out of memory\"}";
-        http_respond(req, 500, CT_JSON, oom, sizeof oom - 1);
+        static const char deep[] = "{\"error\":\"response nested too deeply\"}";
+        if (rc == OX_ETOOBIG)
+            http_respond(req, 500, CT_JSON, deep, sizeof deep - 1);
+        else
+            http_respond(req, 500, CT_JSON, oom, sizeof oom - 1);
         return;
     }
     http_respond(req, status, CT_JSON, s, strlen(s));

@@ -20,6 +20,7 @@
 #define MT "application/vnd.ollama.image."
 #define MT_CONFIG "application/vnd.docker.container.image.v1+json"
 #define MT_MANIFEST "application/vnd.docker.distribution.manifest.v2+json"
+#define CREATE_MAX_DEPTH 64 /* JSON levels allowed in parameters and messages */
 
 typedef struct create {
     cas_layer_t *layers;
@@ -425,6 +426,14 @@ static int build(api_job_t *job, create_t *c, const cas_name_t *name)
     add_status(job, "%s", "writing manifest");
     rc = cas_manifest_write(job->node->cas, name, mj, mlen, NULL, job->err, sizeof job->err);
     free(mj);
+    if (rc == OX_ENOTFOUND) {
+        /* err holds only the digest: a layer of the base model is gone
+         * (damaged store, or the base was deleted meanwhile) */
+        char d[80];
+        snprintf(d, sizeof d, "%.79s", job->err);
+        api_job_set_err(job, 500, "layer %s is missing from the store", d);
+        return rc;
+    }
     if (rc != 0) {
         job->status = 500;
         return rc;
@@ -502,6 +511,31 @@ static void done_create(api_job_t *job)
     api_ndjson_end(job->req);
 }
 
+/* Nesting depth of v (a scalar is 0). */
+static int json_depth(const json_t *v, int limit)
+{
+    if (limit < 0)
+        return 1;
+    int d = 0;
+    if (json_is_object(v)) {
+        const char *k;
+        json_t *x;
+        json_object_foreach((json_t *)v, k, x)
+        {
+            int c = json_depth(x, limit - 1);
+            if (c > d)
+                d = c;
+        }
+        return d + 1;
+    }
+    for (size_t i = 0; json_is_array(v) && i < json_array_size(v); i++) {
+        int c = json_depth(json_array_get(v, i), limit - 1);
+        if (c > d)
+            d = c;
+    }
+    return d + json_is_array(v);
+}
+
 void api_route_create(node_t *node, http_req_t *req)
 {
     json_t *body;
@@ -512,6 +546,18 @@ void api_route_create(node_t *node, http_req_t *req)
         json_decref(body);
         api_error(req, 400, "invalid model name");
         return;
+    }
+    /* Layers are written by the Go-compatible writer, which stops at depth
+     * 200: refuse deeper values here with a 400 instead of failing the
+     * write later with a 500. */
+    static const char *nested[] = {"parameters", "messages"};
+    for (size_t i = 0; i < 2; i++) {
+        if (json_depth(json_object_get(body, nested[i]), CREATE_MAX_DEPTH) > CREATE_MAX_DEPTH) {
+            json_decref(body);
+            api_errorf(req, 400, "%s nested too deeply (more than %d levels)", nested[i],
+                       CREATE_MAX_DEPTH);
+            return;
+        }
     }
     api_job_submit(node, req, body, run_create, done_create, NULL);
 }

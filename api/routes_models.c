@@ -74,6 +74,33 @@ void api_route_tags(node_t *node, http_req_t *req)
 
 /* ---- POST /api/copy ---------------------------------------------------------- */
 
+/* cas_manifest_copy says OX_ENOTFOUND both when the source is absent and
+ * when it names a missing blob. Returns 0 when the source manifest exists,
+ * with *damaged set when one of its blobs is really gone (a concurrent
+ * delete and re-create of the source also gives ENOTFOUND, for a moment). */
+static int source_damaged(cas_t *cas, const cas_name_t *name, int *damaged)
+{
+    char *mj = NULL, err[256];
+    size_t mlen;
+    *damaged = 0;
+    int rc = cas_manifest_read(cas, name, &mj, &mlen, NULL, NULL, NULL);
+    if (rc != 0)
+        return rc;
+    cas_manifest_t m;
+    rc = cas_manifest_parse(mj, mlen, &m, err, sizeof err);
+    free(mj);
+    if (rc != 0)
+        return rc;
+    uint64_t size;
+    if (m.config.digest[0] && cas_blob_stat(cas, m.config.digest, &size) != 0)
+        *damaged = 1;
+    for (size_t i = 0; i < m.n_layers && !*damaged; i++)
+        if (cas_blob_stat(cas, m.layers[i].digest, &size) != 0)
+            *damaged = 1;
+    cas_manifest_free(&m);
+    return 0;
+}
+
 static void run_copy(api_job_t *job)
 {
     const char *src = json_string_value(json_object_get(job->body, "source"));
@@ -84,7 +111,14 @@ static void run_copy(api_job_t *job)
         return;
     }
     int rc = cas_manifest_copy(job->node->cas, &s, &d);
-    if (rc == OX_ENOTFOUND) {
+    int damaged = 0;
+    if (rc == OX_ENOTFOUND && source_damaged(job->node->cas, &s, &damaged) == 0 && !damaged)
+        rc = cas_manifest_copy(job->node->cas, &s, &d); /* it was being replaced: once more */
+    if (damaged) {
+        char q[600];
+        api_go_quote(src, q, sizeof q);
+        api_job_set_err(job, 500, "model %s is damaged: one of its layers is missing", q);
+    } else if (rc == OX_ENOTFOUND) {
         char q[600];
         api_go_quote(src, q, sizeof q);
         api_job_set_err(job, 404, "model %s not found", q);

@@ -3,7 +3,9 @@
  *
  * Every torrent answer carries X-Ollamax-Swarm: <ip>:<port>, the swarm
  * endpoint of this node as seen on the address the request came in on, so a
- * puller learns where to connect without a second request. */
+ * puller learns where to connect without a second request. A 404 (running
+ * swarm, blob absent) carries it too: a puller probing every peer so learns
+ * which nodes may be fetching the same blob at once, to stripe with them. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,7 +46,10 @@ void api_route_swarm_torrent(node_t *node, http_req_t *req)
     void *bytes = NULL;
     size_t len = 0;
     int rc = swarm_torrent_get(node->swarm, digest, &bytes, &len);
+    char ep[128];
     if (rc == OX_ENOTFOUND) {
+        if (api_swarm_endpoint(node, http_req_local_ip(req), ep, sizeof ep) == 0)
+            http_resp_header(req, "X-Ollamax-Swarm", ep);
         api_errorf(req, 404, "blob %s not found", digest);
         return;
     }
@@ -57,7 +62,6 @@ void api_route_swarm_torrent(node_t *node, http_req_t *req)
         api_error(req, 500, ox_strerror(rc));
         return;
     }
-    char ep[128];
     if (api_swarm_endpoint(node, http_req_local_ip(req), ep, sizeof ep) == 0)
         http_resp_header(req, "X-Ollamax-Swarm", ep);
     http_respond(req, 200, "application/x-bittorrent", bytes, len);

@@ -359,6 +359,7 @@ int bench_transfer_main(int argc, char **argv)
     int peers = 2;
     r->size = 128ull << 20;
     const char *link = NULL;
+    int skip_http = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--peers") == 0 && i + 1 < argc) {
             peers = atoi(argv[++i]);
@@ -367,13 +368,15 @@ int bench_transfer_main(int argc, char **argv)
                 peers = -1;
         } else if (strcmp(argv[i], "--link") == 0 && i + 1 < argc) {
             link = argv[++i];
+        } else if (strcmp(argv[i], "--no-http") == 0) {
+            skip_http = 1; /* swarm phase only: quicker tuning runs */
         } else {
             peers = -1;
         }
     }
     if (peers < 1 || peers > MAX_PEERS || (link && rate_bytes(link) <= 0)) {
         fprintf(stderr, "usage: ollamax bench transfer [--peers N (1-%d)] [--size 128M] "
-                        "[--link RATE (e.g. 100mbit)]\n", MAX_PEERS);
+                        "[--link RATE (e.g. 100mbit)] [--no-http]\n", MAX_PEERS);
         free(r);
         return 2;
     }
@@ -447,9 +450,9 @@ int bench_transfer_main(int argc, char **argv)
         goto out;
     stop_receivers(r);
     /* Phase 2: plain HTTP from the origin only. */
-    if (interrupted || start_receivers(r, 0, 2) != 0 || interrupted)
+    if (!skip_http && (interrupted || start_receivers(r, 0, 2) != 0 || interrupted))
         goto out;
-    if (run_phase(r, 0, &ht) != 0)
+    if (!skip_http && run_phase(r, 0, &ht) != 0)
         goto out;
 
     double lb = link ? (double)r->size / rate_bytes(link) : 0;
@@ -460,7 +463,8 @@ int bench_transfer_main(int argc, char **argv)
         printf(" %5d ", i + 1);
     printf("  (completion, s)\n");
     print_phase("swarm", &sw, peers, r->size);
-    print_phase("http", &ht, peers, r->size);
+    if (!skip_http)
+        print_phase("http", &ht, peers, r->size);
     if (link)
         printf("lower bound %.2f s; swarm/lower bound %.2fx (target <= 1.3x); "
                "http/swarm %.2fx (target >= 6x)\n", lb, sw.last / lb, ht.last / sw.last);
@@ -470,10 +474,11 @@ int bench_transfer_main(int argc, char **argv)
     json_t *j = json_pack("{s:s,s:i,s:I,s:s?}", "bench", "transfer", "peers", peers, "size",
                           (json_int_t)r->size, "link", link);
     json_phase(j, "swarm", &sw, peers, r->size);
-    json_phase(j, "http", &ht, peers, r->size);
+    if (!skip_http)
+        json_phase(j, "http", &ht, peers, r->size);
     json_object_set_new(j, "lower_bound_s", link ? json_real(lb) : json_null());
     json_object_set_new(j, "swarm_over_lower_bound", link ? json_real(sw.last / lb) : json_null());
-    json_object_set_new(j, "http_over_swarm", json_real(ht.last / sw.last));
+    json_object_set_new(j, "http_over_swarm", skip_http ? json_null() : json_real(ht.last / sw.last));
     char *text = json_dumps(j, JSON_COMPACT);
     printf("%s\n", text);
     free(text);
@@ -485,7 +490,10 @@ out:
     for (int i = 0; i < r->t.n; i++)
         bench_daemon_stop(&r->d[i]);
     topo_destroy(&r->t);
-    bench_rm_rf(r->dir);
+    if (getenv("OX_BENCH_KEEP")) /* daemon logs for a post-mortem */
+        fprintf(stderr, "bench: kept %s\n", r->dir);
+    else
+        bench_rm_rf(r->dir);
     free(r);
     return ret;
 }

@@ -112,8 +112,19 @@ int cas_blob_verify(cas_t *c, const char *digest);
  * read that computes the sha256 (the swarm builds its merkle tree here).
  * open returns per-blob state (NULL is allowed and means "not interested");
  * close is called once with ok=1 and the canonical digest when the blob was
- * committed, or ok=0 when it was not. Callbacks run on whatever thread commits
- * the blob. One tap per store; the pointer must outlive the store. */
+ * committed, or ok=0 when it was not. open and close run on whatever thread
+ * begins and commits (or aborts) the blob. One tap per store; the pointer must
+ * outlive the store.
+ * Threads: for large blobs the store calls feed from a thread of its own,
+ * beside the whole-file hash (two full hashes in parallel, the data still
+ * read once), so open, feed and close of one blob may run on different
+ * threads, and feed must not touch state of the caller's thread without its
+ * own locking. The calls never overlap for one blob
+ * (each feed returns before the next starts, close comes after the last
+ * feed returned), but feeds of different blobs may run at the same time.
+ * When a blob is not committed (abort, write error) the tap may have seen
+ * only a prefix of its bytes before close(ok=0). A NULL state from open is
+ * never fed. */
 typedef struct cas_tap {
     void *(*open)(void *ud, uint64_t size_hint /* 0 = unknown */);
     void (*feed)(void *st, const void *p, size_t n);

@@ -7,8 +7,8 @@
  * on one thread runs at a third of `openssl dgst`. The caller copies each
  * buffer into 4096-aligned staging buffers (a memcpy, ~10 GB/s) and returns
  * to hashing; the writer writes full buffers with O_DIRECT when the file
- * system allows it (no page-cache copy, and the final fsync has little left
- * to flush), falling back to plain writes otherwise.
+ * system allows it (no page-cache copy), falling back to plain writes
+ * otherwise, and flushes as it goes so the commit's fsync has little left.
  *
  * Why a tap thread: the swarm's tap runs a second full SHA-256 pass (16 KiB
  * merkle leaves). On the caller's thread it doubled the CPU per byte; here it
@@ -36,6 +36,12 @@
 #define STAGE_SIZE (8u << 20)
 #define STAGE_ALIGN 4096u
 #define HUGE_ALIGN (2u << 20)
+/* The writer flushes to the device every this many bytes. Why: the commit's
+ * fsync otherwise flushes the whole blob at once on the critical path (0.6 s
+ * per GiB measured here, even after O_DIRECT writes: the device's own cache);
+ * flushed as we go, that time overlaps the hashing and the final fsync has
+ * almost nothing left. */
+#define STAGE_SYNC_EVERY (128ull << 20)
 
 enum { BUF_FREE, BUF_FILLING, BUF_FULL };
 enum { C_WRITE, C_TAP, C_COUNT };
@@ -44,6 +50,7 @@ struct cas_stage {
     int fd;       /* -1: no writer */
     int direct;   /* writer thread only */
     uint64_t off; /* writer thread only */
+    uint64_t synced; /* writer thread only: off at the last fdatasync */
     const cas_tap_t *tap; /* NULL: no tap thread */
     void *tap_st;
     pthread_t th[C_COUNT];
@@ -108,6 +115,11 @@ static int write_block(cas_stage_t *s, const char *p, size_t len)
             direct_off(s); /* an unaligned tail: only the last buffer */
         rc = pwrite_all(s->fd, p + head, len - head, s->off);
         s->off += len - head;
+    }
+    if (!rc && s->off - s->synced >= STAGE_SYNC_EVERY) {
+        if (fdatasync(s->fd) != 0 && errno != EINVAL && errno != EROFS)
+            rc = OX_EIO;
+        s->synced = s->off;
     }
     return rc;
 }

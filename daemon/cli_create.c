@@ -133,6 +133,11 @@ static int resolve_path(const char *val, const char *mf_dir, char *out, size_t c
             cli_error("%s is a directory: only GGUF files can be imported", val);
             return -1;
         }
+        if (!S_ISREG(st.st_mode)) {
+            /* a device or FIFO (/dev/zero, a pipe) would be hashed forever */
+            cli_error("%s is not a regular file: only GGUF files can be imported", val);
+            return -1;
+        }
         snprintf(out, cap, "%s", p);
         return 1;
     }

@@ -74,6 +74,15 @@ static void act_prepare(const step_t *s, int ith, int nth, const float *in, int 
     }
 }
 
+/* Row split in groups of 4 so the 4-row kernels cover every row (a single
+ * row left over runs the slower one-row kernel) */
+static void split_rows4(long n, int ith, int nth, long *lo, long *hi)
+{
+    tp_split(n / 4, ith, nth, lo, hi);
+    *lo *= 4;
+    *hi = *hi * 4 + (ith == nth - 1 ? n % 4 : 0);
+}
+
 /* y[t][r] (+)= dot(w row r, x_t) for t < n, rows split among threads. With
  * f32 activations (testing) each weight row is dequantized first. */
 static void matmul(const step_t *s, int ith, int nth, const infer_weight_t *w, const float *in,
@@ -89,7 +98,7 @@ static void matmul(const step_t *s, int ith, int nth, const infer_weight_t *w, c
     q_vec_dot_4x4_fn dot44 = w->tr->vec_dot_4x4;
     q_vec_dot_4x1_fn dot41 = w->tr->vec_dot_4x1;
     long lo, hi;
-    tp_split(w->ne1, ith, nth, &lo, &hi);
+    split_rows4(w->ne1, ith, nth, &lo, &hi);
     const char *wd = w->data;
     int ne0 = (int)w->ne0;
     float *rowbuf = c->f32_act ? c->rowbuf + (size_t)ith * c->widest : NULL;
@@ -101,7 +110,7 @@ static void matmul(const step_t *s, int ith, int nth, const infer_weight_t *w, c
     /* Rows in blocks that stay in L2 while every group of 4 tokens passes
      * over them: weights come from memory once, activations from cache. */
     long rblk = (long)(96 * 1024 / (w->row_bytes ? w->row_bytes : 1));
-    rblk = rblk < 1 ? 1 : rblk > 64 ? 64 : rblk;
+    rblk = rblk < 4 ? 4 : rblk > 64 ? 64 : rblk & ~3L;
     for (long r0 = lo; r0 < hi; r0 += rblk) {
         long r1 = r0 + rblk < hi ? r0 + rblk : hi;
         int t = 0;

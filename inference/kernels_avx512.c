@@ -6,6 +6,11 @@
 
 #include <string.h>
 
+/* How many rows ahead the multi-row kernels prefetch weights. */
+#ifndef Q_PREFETCH_ROWS
+#define Q_PREFETCH_ROWS 8
+#endif
+
 #if defined(__x86_64__) && defined(__GNUC__)
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")
@@ -288,6 +293,7 @@ static inline __attribute__((always_inline)) void rows4_q80(int n, const void *w
         y[k] = (const blk_q8_0 *)((const char *)a + (size_t)(k < nt ? k : 0) * as);
     }
     int nb = n / QK8_0, i = 0;
+    const size_t pf = Q_PREFETCH_ROWS * ws;
     const __m512i off = _mm512_set1_epi8(q4 ? 8 : (char)0x80);
     __m512 acc[4][4];
 #pragma GCC unroll 4
@@ -308,6 +314,13 @@ static inline __attribute__((always_inline)) void rows4_q80(int n, const void *w
 #pragma GCC unroll 4
         for (int r = 0; r < 4; r++) {
             const uint8_t *b0 = x[r] + (size_t)i * bs, *b1 = b0 + bs;
+            /* Rows are short (1-2 KiB) and four are walked at once, so the
+             * hardware prefetcher never gets going and each line costs a full
+             * memory latency: fetch the same place of the next group of four
+             * rows (the rows the caller asks for next) ahead of time. Two
+             * touches per row because two blocks can span more than a line. */
+            _mm_prefetch((const char *)b0 + pf, _MM_HINT_T0);
+            _mm_prefetch((const char *)b1 + pf, _MM_HINT_T0);
             uint16_t h0, h1;
             memcpy(&h0, b0, 2);
             memcpy(&h1, b1, 2);

@@ -22,7 +22,7 @@ typedef struct swarm_engine_cfg {
 enum swarm_ev_type {
     SWARM_EV_LISTEN,       /* port */
     SWARM_EV_LISTEN_FAILED,/* msg */
-    SWARM_EV_ADDED,        /* ih */
+    SWARM_EV_ADDED,        /* ih, piece = the torrent's number of pieces */
     SWARM_EV_ADD_FAILED,   /* ih, msg */
     SWARM_EV_CHECKED,      /* ih: files checked (resume / verify) */
     SWARM_EV_FINISHED,     /* ih, st: every wanted piece passed its hash */
@@ -32,6 +32,7 @@ enum swarm_ev_type {
     SWARM_EV_RESUME_DATA,  /* ih, data/len (valid during the callback) */
     SWARM_EV_ERROR,        /* ih, msg */
     SWARM_EV_STATE,        /* ih, st */
+    SWARM_EV_PIECE,        /* ih, piece: a downloaded piece passed its hash */
 };
 
 typedef struct swarm_tstat {
@@ -73,6 +74,8 @@ typedef struct swarm_add {
     size_t rlen;
     const uint8_t *prio;      /* one priority 0..7 per piece, or NULL */
     size_t n_prio;
+    int stripe_index;         /* with stripe_count > 1 and no prio: pieces p */
+    int stripe_count;         /* with p % count == index first, the rest later */
     const uint8_t *tree;      /* SEED: the file's whole merkle tree
                                * (merkle_tree_build), or NULL */
     size_t n_tree;            /* nodes */
@@ -103,6 +106,10 @@ typedef struct swarm_engine_ops {
     int (*remove)(void *eng, const uint8_t ih[32]);
     int (*connect_peer)(void *eng, const uint8_t ih[32], const char *ip, int port);
     int (*add_dht_node)(void *eng, const char *ip, int port);
+    /* Replaces the set of addresses the engine neither connects to nor
+     * accepts (every torrent; established connections to them are closed).
+     * ips are borrowed for the call; n = 0 lifts every block. */
+    int (*set_blocked)(void *eng, const char *const *ips, size_t n);
     int (*set_rates)(void *eng, uint64_t up, uint64_t down);
     /* Announces a torrent on the DHT now (not at the next interval). */
     int (*announce)(void *eng, const uint8_t ih[32]);

@@ -9,7 +9,7 @@
 #include "common/err.h"
 #include "common/fs.h"
 #include "common/log.h"
-#include "swarm/merkle.h"
+#include "common/timeutil.h"
 #include "swarm/swarm_int.h"
 
 static const unsigned char fetch_moves[FETCH_STATE_COUNT][FETCH_STATE_COUNT] = {
@@ -57,6 +57,7 @@ static void fetch_finish(swarm_fetch_t *f, int status, const char *msg)
     swarm_t *s = f->s;
     if (f->state == FETCH_DONE || fetch_move(f, FETCH_DONE))
         return;
+    swarm__fetch_unblock(f);
     if (f->tor) {
         f->tor->fetch = NULL;
         swarm__tor_remove(s, f->tor);
@@ -87,6 +88,7 @@ void swarm__fetch_run_finished(swarm_t *s)
         if (f->done)
             f->done(f, f->status, f->msg, f->ud);
         free(f->peers);
+        free(f->cofetchers);
         free(f);
     }
 }
@@ -105,6 +107,9 @@ void swarm__fetch_on_added(swarm_fetch_t *f)
     swarm_t *s = f->s;
     if (fetch_move(f, FETCH_RUNNING))
         return;
+    f->last_progress_ns = f->last_connect_ns = ox_time_mono_ns();
+    for (size_t i = 0; i < f->n_cofetchers; i++)
+        swarm__fetch_connect(f, f->cofetchers[i]);
     for (size_t i = 0; i < f->n_peers; i++)
         swarm__fetch_connect(f, f->peers[i]);
     for (size_t i = 0; i < s->n_peers; i++)
@@ -118,6 +123,7 @@ void swarm__fetch_on_state(swarm_fetch_t *f, const swarm_tstat_t *st)
     uint64_t done = st->done > f->size ? f->size : st->done;
     if (f->progressed && done == f->last_done)
         return;
+    f->last_progress_ns = ox_time_mono_ns();
     f->progressed = 1;
     f->last_done = done;
     if (f->progress)
@@ -145,9 +151,12 @@ void swarm__fetch_on_finished(swarm_fetch_t *f)
 {
     if (f->state != FETCH_RUNNING || fetch_move(f, FETCH_RELEASING))
         return;
+    swarm__fetch_unblock(f);
     if (f->progress && f->last_done != f->size)
         f->progress(f, f->size, f->size, f->ud);
     f->last_done = f->size;
+    OX_INFO("swarm: %.19s: all pieces in after %.2f s", f->digest,
+            (double)(ox_time_mono_ns() - f->started_ns) / 1e9);
     /* out of the engine first, so nothing writes the file while the store
      * hashes and renames it */
     swarm__tor_remove(f->s, f->tor);
@@ -210,12 +219,11 @@ void swarm__fetch_on_removed(swarm_fetch_t *f)
     s->pending_work++;
 }
 
-static void fill_priorities(uint8_t *prio, size_t n, int k, int count)
+static void fetch_free(swarm_fetch_t *f)
 {
-    /* own share first, the rest later (not never: a fetcher alone at the
-     * end still completes) */
-    for (size_t i = 0; i < n; i++)
-        prio[i] = (int)(i % (size_t)count) == k ? 7 : 1;
+    free(f->peers);
+    free(f->cofetchers);
+    free(f);
 }
 
 int swarm_fetch_start(swarm_t *s, const char *digest_in, const void *torrent, size_t len,
@@ -225,7 +233,7 @@ int swarm_fetch_start(swarm_t *s, const char *digest_in, const void *torrent, si
 {
     swarm__check_thread(s);
     char digest[72], ip[64], name[128], err[256] = "", want[80];
-    uint8_t ih[32], *prio = NULL;
+    uint8_t ih[32];
     uint64_t size = 0;
     int port, rc;
     if (s->closing)
@@ -249,59 +257,65 @@ int swarm_fetch_start(swarm_t *s, const char *digest_in, const void *torrent, si
     if (opts && opts->stripe_count > 1 &&
         (opts->stripe_index < 0 || opts->stripe_index >= opts->stripe_count))
         return OX_EINVAL;
+    size_t n_co = opts && opts->cofetchers ? opts->n_cofetchers : 0;
+    for (size_t i = 0; i < n_co; i++)
+        if (!opts->cofetchers[i] ||
+            swarm_endpoint_parse(opts->cofetchers[i], ip, sizeof ip, &port))
+            return OX_EINVAL;
 
     swarm_fetch_t *f = calloc(1, sizeof *f);
-    if (!f || (n_peers && !(f->peers = calloc(n_peers, sizeof *f->peers)))) {
-        free(f);
+    if (!f || (n_peers && !(f->peers = calloc(n_peers, sizeof *f->peers))) ||
+        (n_co && !(f->cofetchers = calloc(n_co, sizeof *f->cofetchers)))) {
+        if (f)
+            fetch_free(f);
         return OX_ENOMEM;
     }
     for (size_t i = 0; i < n_peers; i++)
         snprintf(f->peers[i], sizeof f->peers[i], "%s", peers[i]);
     f->n_peers = n_peers;
+    for (size_t i = 0; i < n_co; i++)
+        snprintf(f->cofetchers[i], sizeof f->cofetchers[i], "%s", opts->cofetchers[i]);
+    f->n_cofetchers = n_co;
+    if (opts && opts->stripe_count > 1) {
+        f->stripe_index = opts->stripe_index;
+        f->stripe_count = opts->stripe_count;
+    }
     f->s = s;
     f->size = size;
     f->progress = progress;
     f->done = done;
     f->ud = ud;
     f->state = FETCH_ADDING;
+    f->started_ns = ox_time_mono_ns();
     snprintf(f->digest, sizeof f->digest, "%s", digest);
     if (snprintf(f->stage_dir, sizeof f->stage_dir, "%s/swarm/%s", cas_tmp_dir(s->cas),
                  digest + 7) >= (int)sizeof f->stage_dir) {
-        free(f->peers);
-        free(f);
+        fetch_free(f);
         return OX_ETOOBIG;
     }
     snprintf(f->stage_file, sizeof f->stage_file, "%s/%s", f->stage_dir, want);
     snprintf(f->resume_path, sizeof f->resume_path, "%s.resume", f->stage_dir);
 
     char *resume = NULL;
-    size_t rlen = 0, n_prio = 0;
+    size_t rlen = 0;
     rc = ox_fs_mkdir_p(f->stage_dir, 0755);
     if (!rc && ox_fs_read_all(f->resume_path, 16u << 20, &resume, &rlen) != 0)
         rlen = 0;
-    if (!rc && opts && opts->stripe_count > 1) {
-        n_prio = (size_t)((size + merkle_piece_length(size) - 1) / merkle_piece_length(size));
-        if (!(prio = malloc(n_prio)))
-            rc = OX_ENOMEM;
-        else
-            fill_priorities(prio, n_prio, opts->stripe_index, opts->stripe_count);
-    }
     swarm_tor_t *t = rc ? NULL : swarm__tor_new(s, digest, TOR_FETCH, TOR_ADDING);
     if (!rc && !t)
         rc = OX_ENOMEM;
     if (!rc)
     {
         swarm_add_t a = {.torrent = torrent, .len = len, .save_path = f->stage_dir,
-                         .resume = resume, .rlen = rlen, .prio = prio, .n_prio = n_prio};
+                         .resume = resume, .rlen = rlen, .stripe_index = f->stripe_index,
+                         .stripe_count = f->stripe_count};
         rc = s->ops->add(s->eng, &a, err, sizeof err);
     }
     free(resume);
-    free(prio);
     if (rc) {
         if (t)
             swarm__tor_free(s, t);
-        free(f->peers);
-        free(f);
+        fetch_free(f);
         return rc == OX_ENOMEM ? rc : OX_EINVAL;
     }
     memcpy(t->ih, ih, 32);

@@ -50,6 +50,35 @@ void ih_copy(const lt::info_hash_t &h, uint8_t out[32])
     std::memcpy(out, h.v2.data(), 32);
 }
 
+// Experiments only: OX_LT_TUNE="name=value,..." overrides integer and bool
+// settings by libtorrent's own names (read once per session start).
+void tune_from_env(lt::settings_pack &p)
+{
+    const char *e = std::getenv("OX_LT_TUNE");
+    if (!e || !*e)
+        return;
+    std::string all(e);
+    size_t at = 0;
+    while (at < all.size()) {
+        size_t end = all.find(',', at);
+        if (end == std::string::npos)
+            end = all.size();
+        std::string kv = all.substr(at, end - at);
+        at = end + 1;
+        size_t eq = kv.find('=');
+        if (eq == std::string::npos)
+            continue;
+        int name = lt::setting_by_name(kv.substr(0, eq));
+        if (name < 0)
+            continue;
+        int v = std::atoi(kv.c_str() + eq + 1);
+        if ((name & lt::settings_pack::type_mask) == lt::settings_pack::bool_type_base)
+            p.set_bool(name, v != 0);
+        else if ((name & lt::settings_pack::type_mask) == lt::settings_pack::int_type_base)
+            p.set_int(name, v);
+    }
+}
+
 lt::settings_pack make_settings(const swarm_engine_cfg_t *cfg)
 {
     namespace sp = lt;
@@ -61,7 +90,8 @@ lt::settings_pack make_settings(const swarm_engine_cfg_t *cfg)
     p.set_str(sp::settings_pack::user_agent, "ollamax/" OX_VERSION);
     p.set_int(sp::settings_pack::alert_mask,
               lt::alert_category::status | lt::alert_category::error |
-                  lt::alert_category::storage | lt::alert_category::peer);
+                  lt::alert_category::storage | lt::alert_category::peer |
+                  lt::alert_category::piece_progress);
     // measured in spec/engines.md: uTP off is 30x faster on loopback
     p.set_bool(sp::settings_pack::enable_outgoing_utp, false);
     p.set_bool(sp::settings_pack::enable_incoming_utp, false);
@@ -69,15 +99,28 @@ lt::settings_pack make_settings(const swarm_engine_cfg_t *cfg)
     p.set_int(sp::settings_pack::send_buffer_low_watermark, 1 << 20);
     p.set_int(sp::settings_pack::send_buffer_watermark_factor, 150);
     p.set_int(sp::settings_pack::max_queued_disk_bytes, 32 << 20);
-    p.set_int(sp::settings_pack::max_out_request_queue, 1500);
+    // request_queue_time 1 s (default 3) and at most 64 blocks (1 MiB) in
+    // flight per peer: on shaped links a deep queue makes receivers draw
+    // pieces from the origin beyond their stripe and pile requests on one
+    // slow peer (spec/engines.md: 8 blocks there); 64 still filled loopback
+    // (1 GiB in 5.5 s against 5.0 s with 1500, inside the noise of a loaded
+    // machine) and 1 Gbit/s at 1 ms round trips
+    p.set_int(sp::settings_pack::max_out_request_queue, 64);
+    p.set_int(sp::settings_pack::request_queue_time, 1);
     p.set_int(sp::settings_pack::max_allowed_in_request_queue, 4000);
     p.set_int(sp::settings_pack::send_socket_buffer_size, 4 << 20);
     p.set_int(sp::settings_pack::recv_socket_buffer_size, 4 << 20);
     p.set_int(sp::settings_pack::aio_threads, 1);
     p.set_int(sp::settings_pack::hashing_threads, 1);
     p.set_int(sp::settings_pack::tick_interval, 100);
+    // fan-out on shaped links (spec/engines.md): receivers must not fetch the
+    // same pieces from the origin: no runs of whole pieces, no random start
     p.set_int(sp::settings_pack::whole_pieces_threshold, 0);
     p.set_int(sp::settings_pack::initial_picker_threshold, 0);
+    p.set_int(sp::settings_pack::suggest_mode, sp::settings_pack::no_piece_suggestions);
+    p.set_bool(sp::settings_pack::piece_extent_affinity, false);
+    p.set_int(sp::settings_pack::predictive_piece_announce, 0);
+    tune_from_env(p);
     // peers that send bad data are put on parole, then banned
     p.set_bool(sp::settings_pack::use_parole_mode, true);
     p.set_bool(sp::settings_pack::disable_hash_checks, false);
@@ -219,6 +262,13 @@ int eng_add(void *p, const swarm_add_t *a, char *err, size_t errlen)
             for (size_t i = 0; i < a->n_prio; i++)
                 atp.piece_priorities.push_back(
                     lt::download_priority_t(a->prio[i] > 7 ? 7 : a->prio[i]));
+        } else if (a->stripe_count > 1 && a->stripe_index >= 0 &&
+                   a->stripe_index < a->stripe_count) {
+            // own share first; the rest low but wanted, so a fetcher left
+            // alone still completes
+            atp.piece_priorities.assign((size_t)ti->num_pieces(), lt::download_priority_t(1));
+            for (int i = a->stripe_index; i < ti->num_pieces(); i += a->stripe_count)
+                atp.piece_priorities[(size_t)i] = lt::download_priority_t(7);
         }
         e->ses->async_add_torrent(std::move(atp));
         return 0;
@@ -270,6 +320,25 @@ int eng_add_dht_node(void *p, const char *ip, int port)
     auto *e = static_cast<lt_eng *>(p);
     try {
         e->ses->add_dht_node({ip, port});
+        return 0;
+    } catch (...) {
+        return OX_ENET;
+    }
+}
+
+int eng_set_blocked(void *p, const char *const *ips, size_t n)
+{
+    auto *e = static_cast<lt_eng *>(p);
+    try {
+        lt::ip_filter f;
+        for (size_t i = 0; i < n; i++) {
+            lt::error_code ec;
+            auto addr = lt::make_address(ips[i], ec);
+            if (ec)
+                return OX_EINVAL;
+            f.add_rule(addr, addr, lt::ip_filter::blocked);
+        }
+        e->ses->set_ip_filter(std::move(f));
         return 0;
     } catch (...) {
         return OX_ENET;
@@ -363,6 +432,8 @@ void emit(const lt::alert *a, swarm_ev_cb cb, void *ud)
     if (auto *x = lt::alert_cast<lt::add_torrent_alert>(a)) {
         ih_copy(x->params.ti ? x->params.ti->info_hashes() : x->params.info_hashes, ev.ih);
         ev.type = x->error ? SWARM_EV_ADD_FAILED : SWARM_EV_ADDED;
+        if (x->params.ti)
+            ev.piece = x->params.ti->num_pieces();
         if (x->error)
             std::snprintf(ev.msg, sizeof ev.msg, "%s", x->error.message().c_str());
     } else if (auto *x = lt::alert_cast<lt::torrent_finished_alert>(a)) {
@@ -370,6 +441,10 @@ void emit(const lt::alert *a, swarm_ev_cb cb, void *ud)
         ih_copy(x->handle.info_hashes(), ev.ih);
         // final counts, before the torrent leaves the session
         fill_state(x->handle.status(), &ev.st);
+    } else if (auto *x = lt::alert_cast<lt::piece_finished_alert>(a)) {
+        ev.type = SWARM_EV_PIECE;
+        ih_copy(x->handle.info_hashes(), ev.ih);
+        ev.piece = static_cast<int>(x->piece_index);
     } else if (auto *x = lt::alert_cast<lt::torrent_checked_alert>(a)) {
         ev.type = SWARM_EV_CHECKED;
         ih_copy(x->handle.info_hashes(), ev.ih);
@@ -483,6 +558,7 @@ extern "C" const swarm_engine_ops_t swarm_engine_libtorrent = {
     eng_remove,
     eng_connect_peer,
     eng_add_dht_node,
+    eng_set_blocked,
     eng_set_rates,
     eng_announce,
     eng_post_updates,

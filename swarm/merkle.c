@@ -207,7 +207,7 @@ int merkle_finish(merkle_t *m, uint64_t piece_len, uint8_t root[32], uint8_t **l
             return OX_ENOMEM;
     }
     uint64_t nblocks = (m->size + MERKLE_BLOCK - 1) / MERKLE_BLOCK;
-    uint8_t zero[32] = {0}, pad6[32];
+    uint8_t zero[32] = {0}, padc[32];
     if (nblocks <= MERKLE_CHUNK_LEAVES) {
         /* one chunk: the tree is as wide as the file's own leaves */
         const uint8_t(*leaves)[32] =
@@ -221,9 +221,9 @@ int merkle_finish(merkle_t *m, uint64_t piece_len, uint8_t root[32], uint8_t **l
         if (rc || chunk_push(m, r))
             return OX_ENOMEM;
     }
-    merkle_pad(6, pad6); /* 64 zero leaves */
+    merkle_pad(MERKLE_CHUNK_LEVEL, padc); /* a chunk of zero leaves */
     size_t width = (size_t)(next_pow2(nblocks) / MERKLE_CHUNK_LEAVES);
-    int rc = merkle_root((const uint8_t(*)[32])m->chunks, m->n_chunks, width, pad6, root);
+    int rc = merkle_root((const uint8_t(*)[32])m->chunks, m->n_chunks, width, padc, root);
     if (rc || m->size <= piece_len)
         return rc;
     size_t per = (size_t)(piece_len / MERKLE_CHUNK);
@@ -233,7 +233,7 @@ int merkle_finish(merkle_t *m, uint64_t piece_len, uint8_t root[32], uint8_t **l
         return OX_ENOMEM;
     for (size_t i = 0; i < np; i++) {
         size_t first = i * per, cnt = m->n_chunks - first < per ? m->n_chunks - first : per;
-        rc = merkle_root((const uint8_t(*)[32])m->chunks + first, cnt, per, pad6, out + 32 * i);
+        rc = merkle_root((const uint8_t(*)[32])m->chunks + first, cnt, per, padc, out + 32 * i);
         if (rc) {
             free(out);
             return rc;

@@ -58,6 +58,10 @@ char *swarm__status_json(swarm_t *s)
         (json_int_t)s->thread_violations, "torrents", tors);
     if (!o)
         return NULL;
+    /* striping (stripe.c): shares completed with the holders then blocked,
+     * and blocks lifted because the fetch stalled */
+    json_object_set_new(o, "stripe_blocks", json_integer((json_int_t)s->stripe_blocks));
+    json_object_set_new(o, "stripe_stalls", json_integer((json_int_t)s->stripe_stalls));
     char *text = json_dumps(o, JSON_COMPACT);
     json_decref(o);
     return text;

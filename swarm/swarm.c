@@ -277,8 +277,12 @@ static void on_engine_event(void *ud, const swarm_ev_t *ev)
             return;
         }
         t->state = TOR_ACTIVE;
-        if (f)
+        if (f) {
+            if (f->stripe_count > 1 && ev->piece > f->stripe_index)
+                f->share_total = (size_t)(ev->piece - f->stripe_index - 1) /
+                                     (size_t)f->stripe_count + 1;
             swarm__fetch_on_added(f);
+        }
         else if (s->cfg.dht)
             s->ops->announce(s->eng, t->ih); /* found by fetchers now, not in 15 min */
         break;
@@ -325,6 +329,10 @@ static void on_engine_event(void *ud, const swarm_ev_t *ev)
             swarm__tor_remove(s, t); /* the blob went away or is unreadable */
         }
         break;
+    case SWARM_EV_PIECE:
+        if (f)
+            swarm__fetch_on_piece(f, ev->piece);
+        break;
     case SWARM_EV_STATE:
         t->st = ev->st;
         if (f)
@@ -367,6 +375,7 @@ static void on_timer(uv_timer_t *tm)
         return;
     s->ops->post_updates(s->eng);
     int64_t now = ox_time_mono_ns();
+    swarm__fetch_tick(s, now);
     if (now - s->last_resume_ns >= (int64_t)s->cfg.resume_ms * 1000000) {
         s->last_resume_ns = now;
         for (swarm_fetch_t *f = s->fetches; f; f = f->next)

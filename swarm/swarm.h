@@ -101,9 +101,36 @@ typedef void (*swarm_done_cb)(swarm_fetch_t *f, int status, const char *msg, voi
 
 typedef struct swarm_fetch_opts {
     /* Striping (DESIGN 6): when stripe_count > 1, this fetcher first takes
-     * the pieces p with p % stripe_count == stripe_index. 0/0 = off. */
+     * the pieces p with p % stripe_count == stripe_index, and once those are
+     * all in it stops drawing from the holders (the `peers` of
+     * swarm_fetch_start: their addresses are blocked for the whole engine)
+     * so that their upload goes to fetchers still missing their share. The
+     * block is lifted when the fetch ends, or when it makes no progress for
+     * SWARM_STALL_MS (co-fetchers that are not really fetching cost time,
+     * never completion). 0/0 = off (swarm_stripe_assign computes both). */
     int stripe_index, stripe_count;
+    /* Swarm endpoints "ip:port" of nodes fetching the same blob at once
+     * (borrowed for the call, copied): connected directly and reconnected
+     * until they are peers, instead of waiting for peer exchange. */
+    const char *const *cofetchers;
+    size_t n_cofetchers;
 } swarm_fetch_opts_t;
+
+#define SWARM_STALL_MS 2000
+
+/* The stripe of `self` among the nodes fetching one blob at once: K = the
+ * distinct endpoints of cofetchers plus self, index = self's rank in their
+ * byte-wise sorted order, so every fetcher that knows the same set derives
+ * the same assignment. self may appear in cofetchers. *count = 0 and
+ * *index = 0 (striping off) when K < 2. OX_EINVAL on a NULL or empty self
+ * or a NULL entry. Pure; nothing is kept. */
+int swarm_stripe_assign(const char *self, const char *const *cofetchers, size_t n, int *index,
+                        int *count);
+
+/* This node's swarm endpoint "ip:port" as peers see it: the bind address and
+ * the listening port. OX_ESTATE when bound to every interface (no single
+ * address to tell) or not listening yet. */
+int swarm_self_endpoint(const swarm_t *s, char *out, size_t cap);
 
 /* Fetches digest from the swarm. torrent (copied) is the bytes a holder
  * served from GET /api/swarm/torrents/<digest>; it must describe exactly

@@ -72,8 +72,18 @@ struct swarm_fetch {
     uint64_t size;
     uint64_t last_done;
     int progressed;           /* progress reported at least once */
-    char (*peers)[80];
+    char (*peers)[80];        /* holders */
     size_t n_peers;
+    char (*cofetchers)[80];   /* swarm endpoints fetching the same blob */
+    size_t n_cofetchers;
+    /* striping (DESIGN 6): own share = pieces p with p % count == index */
+    int stripe_index, stripe_count;
+    size_t share_total, share_done; /* pieces of the own share */
+    int blocking;             /* holders blocked: own share complete */
+    int block_over;           /* lifted for good (stall or done) */
+    int64_t last_progress_ns; /* a piece or a byte count moved */
+    int64_t last_connect_ns;  /* peers (re)connected */
+    int64_t started_ns;
     swarm_progress_cb progress;
     swarm_done_cb done;
     void *ud;
@@ -105,6 +115,7 @@ struct swarm {
     char (*banned)[64];
     size_t n_banned;
     uint64_t thread_violations;        /* loop state touched off the loop thread */
+    uint64_t stripe_blocks, stripe_stalls; /* stripe.c */
     swarm_close_cb close_cb;
     void *close_ud;
     void *reap_token;
@@ -130,6 +141,12 @@ void swarm__fetch_fail(swarm_fetch_t *f, int status, const char *msg);
 /* Runs the done callbacks queued by fetch_finish (loop turn after). */
 void swarm__fetch_run_finished(swarm_t *s);
 void swarm__fetch_connect(swarm_fetch_t *f, const char *endpoint);
+/* stripe.c: a piece of f passed its hash. */
+void swarm__fetch_on_piece(swarm_fetch_t *f, int piece);
+/* stripe.c: stall check and reconnects of running fetches, from the timer. */
+void swarm__fetch_tick(swarm_t *s, int64_t now_ns);
+/* stripe.c: stops blocking f's holders (fetch done, failed or stalled). */
+void swarm__fetch_unblock(swarm_fetch_t *f);
 
 /* Counts a call on a thread other than the loop's (must never happen). */
 void swarm__check_thread(swarm_t *s);

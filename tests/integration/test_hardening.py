@@ -168,6 +168,27 @@ def test_create_messages_of_any_shape():
     stop_and_check(d)
 
 
+def test_create_deeply_nested_values():
+    """Bug: parameters or messages nested past the JSON writer's depth gave a
+    500 "out of memory" (streamed: an error line saying the same)."""
+    d = Daemon("127.0.0.2").start()
+    create_model(d, "base", mkgguf(os.path.join(tempdir(), "m.gguf")))
+    deep = json.loads("[" * 300 + "]" * 300)
+    for extra, field in (({"parameters": {"stop": deep}}, "parameters"),
+                         ({"messages": [{"role": "user", "content": "x", "images": deep}]}, "messages")):
+        for stream in (False, True):
+            body = dict({"model": "m2", "from": "base", "stream": stream}, **extra)
+            r = d.req("POST", "/api/create", body=json.dumps(body))
+            assert r.status == 400, r
+            assert error_of(r) == field + " nested too deeply (more than 64 levels)", r
+    ok = json.loads("[" * 30 + "]" * 30)
+    r = d.api("POST", "/api/create", {"model": "m2", "from": "base", "stream": False,
+                                      "messages": [{"role": "user", "content": "x", "images": ok}]})
+    assert r.status == 200, r
+    assert d.api("POST", "/api/show", {"model": "m2"}).json()["messages"][0]["images"] == ok
+    stop_and_check(d)
+
+
 # ---- GGUF -----------------------------------------------------------------------
 
 def gguf_bad_key_type(key):
@@ -185,6 +206,25 @@ def test_gguf_error_with_non_utf8_key():
         assert r.status == 400, r
         msg = error_of(r)
         assert "unknown value type 99" in msg and "k\ufffd\ufffd" in msg, msg
+    assert d.manifest_files() == []
+    stop_and_check(d)
+
+
+def test_cli_create_from_device():
+    """Bug: `create` with FROM /dev/zero (or a FIFO) hashed the endless
+    stream forever instead of refusing a file that is not a regular file."""
+    d = Daemon("127.0.0.2").start()
+    td = tempdir()
+    fifo = os.path.join(td, "pipe.gguf")
+    os.mkfifo(fifo)
+    for src in ("/dev/zero", "./pipe.gguf"):
+        mf = os.path.join(td, "Modelfile")
+        with open(mf, "w") as f:
+            f.write("FROM %s\n" % src)
+        t0 = time.time()
+        p = d.cli("create", "m", "-f", mf, check=False, timeout=60)
+        assert p.returncode != 0 and time.time() - t0 < 30, (src, p)
+        assert b"not a regular file" in p.stderr, p.stderr
     assert d.manifest_files() == []
     stop_and_check(d)
 
@@ -345,6 +385,40 @@ def test_show_non_utf8_layers():
     assert j.get("license") == "lic \ufffd", j
     assert "TEMPLATE" in j.get("modelfile", ""), j
     reg.close()
+    stop_and_check(d)
+
+
+def test_damaged_store():
+    """Hand-damaged manifests get clear errors. Bugs: create from a model with
+    a missing layer answered just the digest as its error; copy of it said
+    the model was "not found" although show finds it."""
+    d = Daemon("127.0.0.2").start()
+    dig = create_model(d, "base", mkgguf(os.path.join(tempdir(), "m.gguf")))
+    lib = os.path.join(d.models, "manifests", "registry.ollama.ai", "library")
+    with open(os.path.join(lib, "base", "latest"), "rb") as f:
+        good = f.read()
+    os.makedirs(os.path.join(lib, "hand"))
+    variants = {"garbage": b"\xff\x00garbage", "empty": b"", "array": b"[]", "nocfg": b'{"schemaVersion":2}',
+                "deep": b'{"layers":' + b"[" * 5000 + b"]" * 5000 + b"}",
+                "missing": good.replace(dig[7:].encode(), b"1" * 64)}
+    for k, v in variants.items():
+        with open(os.path.join(lib, "hand", k), "wb") as f:
+            f.write(v)
+    for k in variants:
+        for path, body in (("/api/show", {"model": "hand:" + k}),
+                           ("/api/create", {"model": "x", "from": "hand:" + k, "stream": False}),
+                           ("/api/copy", {"source": "hand:" + k, "destination": "y"})):
+            r = d.api("POST", path, body)
+            assert r.status >= 400, (k, path, r)
+            error_of(r)
+    r = d.api("POST", "/api/create", {"model": "x", "from": "hand:missing", "stream": False})
+    assert error_of(r) == "layer sha256:%s is missing from the store" % ("1" * 64), r
+    r = d.api("POST", "/api/copy", {"source": "hand:missing", "destination": "y"})
+    assert r.status == 500 and "is damaged" in error_of(r), r
+    assert d.api("GET", "/api/tags").status == 200
+    for k in variants:
+        assert d.api("DELETE", "/api/delete", {"model": "hand:" + k}).status == 200, k
+    assert d.manifest_files() == ["registry.ollama.ai/library/base/latest"], d.manifest_files()
     stop_and_check(d)
 
 

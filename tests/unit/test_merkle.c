@@ -95,8 +95,10 @@ static void check_against_libtorrent(const uint8_t *data, size_t n, uint64_t pie
 static void test_against_libtorrent_small(void **state)
 {
     (void)state;
-    static const size_t sizes[] = {1, 100, 16383, 16384, 16385, 3 * 16384 + 5, 64 * 16384,
-                                   64 * 16384 + 1, (5u << 20) / 2, (5u << 20) + 123};
+    static const size_t sizes[] = {1,          100,         16383,          16384,
+                                   16385,      3 * 16384 + 5, 16 * 16384,   16 * 16384 + 1,
+                                   33 * 16384, 64 * 16384,  64 * 16384 + 1, (5u << 20) / 2,
+                                   (5u << 20) + 123};
     for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
         uint8_t *d = random_bytes(sizes[i], (unsigned)i + 1);
         check_against_libtorrent(d, sizes[i], MERKLE_PIECE_MIN, 65536);
@@ -109,6 +111,9 @@ static void test_against_libtorrent_piece_lengths(void **state)
     (void)state;
     size_t n = (9u << 20) + 4097;
     uint8_t *d = random_bytes(n, 77);
+    check_against_libtorrent(d, n, 256u << 10, 4099);
+    check_against_libtorrent(d, n, 512u << 10, 65536);
+    check_against_libtorrent(d, n, 1u << 20, 16384);
     check_against_libtorrent(d, n, 2u << 20, 1000003); /* odd feed sizes */
     check_against_libtorrent(d, n, 4u << 20, 7);
     check_against_libtorrent(d, n, 16u << 20, 1 << 20);
@@ -232,7 +237,10 @@ static void test_bad_input(void **state)
 static void test_piece_length_recipe(void **state)
 {
     (void)state;
-    assert_int_equal(merkle_piece_length(1), 1 << 20);
+    assert_int_equal(merkle_piece_length(1), 256 << 10);
+    assert_int_equal(merkle_piece_length(128ull << 20), 256 << 10);
+    assert_int_equal(merkle_piece_length((128ull << 20) + 1), 512 << 10);
+    assert_int_equal(merkle_piece_length(256ull << 20), 512 << 10);
     assert_int_equal(merkle_piece_length(512ull << 20), 1 << 20);
     assert_int_equal(merkle_piece_length((512ull << 20) + 1), 2 << 20);
     assert_int_equal(merkle_piece_length(2ull << 30), 4 << 20);

@@ -714,6 +714,170 @@ static void test_striped_fetchers(void **state)
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+static void test_stripe_assign(void **state)
+{
+    (void)state;
+    int k = -1, n = -1;
+    const char *three[] = {"10.0.0.3:7000", "10.0.0.12:7000", "10.0.0.2:7000"};
+    /* byte-wise order: "10.0.0.12" < "10.0.0.2" < "10.0.0.3" < "10.0.0.4" */
+    assert_int_equal(swarm_stripe_assign("10.0.0.4:7000", three, 3, &k, &n), 0);
+    assert_int_equal(n, 4);
+    assert_int_equal(k, 3);
+    assert_int_equal(swarm_stripe_assign("10.0.0.12:7000", three + 1, 2, &k, &n), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(k, 0);
+    /* self named in the list and repeats count once */
+    const char *dup[] = {"b:1", "a:1", "b:1", "c:1", "a:1"};
+    assert_int_equal(swarm_stripe_assign("b:1", dup, 5, &k, &n), 0);
+    assert_int_equal(n, 3);
+    assert_int_equal(k, 1);
+    /* every member of one set derives a distinct index, the same count */
+    const char *set[] = {"10.77.1.11:5", "10.77.1.18:5", "10.77.1.13:5", "10.77.1.12:5",
+                         "10.77.1.17:5", "10.77.1.14:5", "10.77.1.16:5", "10.77.1.15:5"};
+    int seen[8] = {0};
+    for (int i = 0; i < 8; i++) {
+        assert_int_equal(swarm_stripe_assign(set[i], set, 8, &k, &n), 0);
+        assert_int_equal(n, 8);
+        assert_true(k >= 0 && k < 8);
+        seen[k]++;
+    }
+    for (int i = 0; i < 8; i++)
+        assert_int_equal(seen[i], 1);
+    /* alone: striping off */
+    assert_int_equal(swarm_stripe_assign("a:1", NULL, 0, &k, &n), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(k, 0);
+    const char *self_only[] = {"a:1"};
+    assert_int_equal(swarm_stripe_assign("a:1", self_only, 1, &k, &n), 0);
+    assert_int_equal(n, 0);
+    /* bad input */
+    const char *with_null[] = {"a:1", NULL};
+    assert_int_equal(swarm_stripe_assign("b:1", with_null, 2, &k, &n), OX_EINVAL);
+    assert_int_equal(swarm_stripe_assign("", three, 3, &k, &n), OX_EINVAL);
+    assert_int_equal(swarm_stripe_assign(NULL, three, 3, &k, &n), OX_EINVAL);
+    assert_int_equal(swarm_stripe_assign("a:1", NULL, 2, &k, &n), OX_EINVAL);
+}
+
+struct origin_wait {
+    node_t *origin;
+    size_t size;
+};
+
+static int origin_sent(void *ud)
+{
+    struct origin_wait *w = ud;
+    return status_int(w->origin->sw, "bytes_up") >= (json_int_t)w->size;
+}
+
+/* Two co-fetchers that know each other stripe and, once their share is in,
+ * stop drawing from the origin: the origin sends about one copy, not two. */
+static void test_striped_cofetchers_one_copy(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    node_t nodes[3];
+    const char *ips[3] = {"127.0.0.2", "127.0.0.3", "127.0.0.4"};
+    node_open(&loop, &nodes[0], ips[0], 8u << 20, 0);
+    node_open(&loop, &nodes[1], ips[1], 0, 0);
+    node_open(&loop, &nodes[2], ips[2], 0, 0);
+    size_t size = (16u << 20) + 7;
+    uint8_t *data = random_bytes(size, 61);
+    char digest[72], e[3][64], self[64];
+    ingest(nodes[0].cas, data, size, digest);
+    seeding_wait_t w = {nodes, 1, digest};
+    assert_true(run_until(&loop, all_seeding_and_listening, &w, 20));
+    while (!swarm_listen_port(nodes[1].sw) || !swarm_listen_port(nodes[2].sw))
+        uv_run(&loop, UV_RUN_ONCE);
+    for (int i = 0; i < 3; i++) {
+        endpoint_of(&nodes[i], ips[i], e[i], sizeof e[i]);
+        assert_int_equal(swarm_self_endpoint(nodes[i].sw, self, sizeof self), 0);
+        assert_string_equal(self, e[i]);
+    }
+    void *ta;
+    size_t la;
+    assert_int_equal(swarm_torrent_get(nodes[0].sw, digest, &ta, &la), 0);
+    const char *origin[1] = {e[0]};
+    const char *bad_co[1] = {"not an endpoint"};
+    fetch_ctx_t fc[2] = {{0}};
+    swarm_fetch_opts_t bad = {.stripe_index = 0, .stripe_count = 2, .cofetchers = bad_co,
+                              .n_cofetchers = 1};
+    assert_int_equal(swarm_fetch_start(nodes[1].sw, digest, ta, la, origin, 1, &bad, NULL,
+                                       on_done, &fc[0], NULL), OX_EINVAL);
+    for (int k = 0; k < 2; k++) {
+        /* what a pull derives from its probes: the other one, and a rank */
+        const char *co[1] = {e[2 - k]};
+        swarm_fetch_opts_t o = {.cofetchers = co, .n_cofetchers = 1};
+        assert_int_equal(swarm_stripe_assign(e[1 + k], co, 1, &o.stripe_index, &o.stripe_count), 0);
+        assert_int_equal(o.stripe_count, 2);
+        assert_int_equal(o.stripe_index, k); /* "127.0.0.3" < "127.0.0.4" */
+        assert_int_equal(swarm_fetch_start(nodes[1 + k].sw, digest, ta, la, origin, 1, &o,
+                                           on_progress, on_done, &fc[k], NULL), 0);
+    }
+    assert_true(run_until(&loop, both_done, fc, 120));
+    for (int k = 0; k < 2; k++) {
+        if (fc[k].status)
+            fail_msg("striped fetch %d failed: %s", k, fc[k].msg);
+        assert_int_equal(cas_blob_verify(nodes[1 + k].cas, digest), 0);
+    }
+    struct origin_wait ow = {&nodes[0], size};
+    assert_true(run_until(&loop, origin_sent, &ow, 10));
+    json_int_t up = status_int(nodes[0].sw, "bytes_up");
+    fprintf(stderr, "# origin sent %.2f copies to 2 striped fetchers\n", (double)up / (double)size);
+    assert_int_equal(status_int(nodes[1].sw, "stripe_stalls") + status_int(nodes[2].sw, "stripe_stalls"), 0);
+    assert_true(up < (json_int_t)(size + size / 2));
+    free(ta);
+    free(data);
+    nodes_close(&loop, nodes, 3);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+/* A co-fetcher that is not fetching (it lacks the blob and does nothing):
+ * the fetcher completes its share, blocks the origin, stalls, and the block
+ * is lifted, so it completes anyway. */
+static void test_stripe_stall_unblocks(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    node_t nodes[3];
+    const char *ips[3] = {"127.0.0.2", "127.0.0.3", "127.0.0.4"};
+    node_open(&loop, &nodes[0], ips[0], 0, 0);
+    node_open(&loop, &nodes[1], ips[1], 0, 0);
+    node_open(&loop, &nodes[2], ips[2], 0, 0);
+    size_t size = (6u << 20) + 3;
+    uint8_t *data = random_bytes(size, 71);
+    char digest[72], e[3][64];
+    ingest(nodes[0].cas, data, size, digest);
+    seeding_wait_t w = {nodes, 1, digest};
+    assert_true(run_until(&loop, all_seeding_and_listening, &w, 20));
+    while (!swarm_listen_port(nodes[1].sw) || !swarm_listen_port(nodes[2].sw))
+        uv_run(&loop, UV_RUN_ONCE);
+    for (int i = 0; i < 3; i++)
+        endpoint_of(&nodes[i], ips[i], e[i], sizeof e[i]);
+    void *ta;
+    size_t la;
+    assert_int_equal(swarm_torrent_get(nodes[0].sw, digest, &ta, &la), 0);
+    const char *origin[1] = {e[0]}, *co[1] = {e[2]};
+    fetch_ctx_t fc = {0};
+    swarm_fetch_opts_t o = {.stripe_index = 1, .stripe_count = 2, .cofetchers = co,
+                            .n_cofetchers = 1};
+    assert_int_equal(swarm_fetch_start(nodes[1].sw, digest, ta, la, origin, 1, &o, on_progress,
+                                       on_done, &fc, NULL), 0);
+    assert_true(run_until(&loop, fetch_done, &fc, 60));
+    if (fc.status)
+        fail_msg("fetch failed: %s", fc.msg);
+    assert_int_equal(cas_blob_verify(nodes[1].cas, digest), 0);
+    assert_int_equal(fc.last_done, size);
+    /* it did block the origin after its share, and lifted that on the stall */
+    assert_int_equal(status_int(nodes[1].sw, "stripe_blocks"), 1);
+    assert_int_equal(status_int(nodes[1].sw, "stripe_stalls"), 1);
+    free(ta);
+    free(data);
+    nodes_close(&loop, nodes, 3);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 int main(void)
 {
     main_thread = uv_thread_self();
@@ -727,6 +891,9 @@ int main(void)
         cmocka_unit_test(test_corrupt_seeder),
         cmocka_unit_test(test_resume_after_restart),
         cmocka_unit_test(test_striped_fetchers),
+        cmocka_unit_test(test_stripe_assign),
+        cmocka_unit_test(test_striped_cofetchers_one_copy),
+        cmocka_unit_test(test_stripe_stall_unblocks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

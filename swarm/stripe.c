@@ -1,0 +1,163 @@
+/* Coordinated striping (DESIGN 6): when K nodes fetch one blob at once and
+ * know each other, fetcher k takes first the pieces p with p % K == k (the
+ * engine's piece priorities), and once that share is in it blocks the
+ * holders, so the holders' upload goes to fetchers still missing their share
+ * and the origin sends about one copy. The rest comes from the co-fetchers,
+ * which are connected directly (and again until they are peers: one whose
+ * torrent is not added yet refuses the first try).
+ *
+ * The block is per engine (libtorrent 2.0 filters addresses for the whole
+ * session), so an address is blocked only while every running fetch that
+ * draws from it is past its share; it is lifted for good when the fetch
+ * ends or stalls for SWARM_STALL_MS, so a fetch can never hang on it. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/err.h"
+#include "common/log.h"
+#include "common/timeutil.h"
+#include "swarm/swarm_int.h"
+
+#define RECONNECT_MS 1000
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+int swarm_stripe_assign(const char *self, const char *const *cofetchers, size_t n, int *index,
+                        int *count)
+{
+    if (!self || !*self || !index || !count || (n && !cofetchers))
+        return OX_EINVAL;
+    const char **all = malloc((n + 1) * sizeof *all);
+    if (!all)
+        return OX_ENOMEM;
+    all[0] = self;
+    for (size_t i = 0; i < n; i++) {
+        if (!cofetchers[i]) {
+            free(all);
+            return OX_EINVAL;
+        }
+        all[i + 1] = cofetchers[i];
+    }
+    qsort(all, n + 1, sizeof *all, cmp_str);
+    size_t k = 0, rank = 0;
+    for (size_t i = 0; i <= n; i++) {
+        if (i && strcmp(all[i], all[i - 1]) == 0)
+            continue; /* a node named twice (self in the list, a repeat) */
+        if (strcmp(all[i], self) == 0)
+            rank = k;
+        k++;
+    }
+    free(all);
+    *count = k >= 2 ? (int)k : 0;
+    *index = k >= 2 ? (int)rank : 0;
+    return 0;
+}
+
+int swarm_self_endpoint(const swarm_t *s, char *out, size_t cap)
+{
+    const char *ip = s->cfg.bind_ip;
+    if (!ip[0] || strcmp(ip, "0.0.0.0") == 0 || strcmp(ip, "::") == 0 || s->listen_port <= 0)
+        return OX_ESTATE;
+    int n = snprintf(out, cap, strchr(ip, ':') ? "[%s]:%d" : "%s:%d", ip, s->listen_port);
+    return n < 0 || (size_t)n >= cap ? OX_ETOOBIG : 0;
+}
+
+static int fetch_live(const swarm_fetch_t *f)
+{
+    return f->state == FETCH_ADDING || f->state == FETCH_RUNNING;
+}
+
+static int fetch_uses(const swarm_fetch_t *f, const char *ip)
+{
+    char h[64];
+    int port;
+    for (size_t i = 0; i < f->n_peers; i++)
+        if (swarm_endpoint_parse(f->peers[i], h, sizeof h, &port) == 0 && strcmp(h, ip) == 0)
+            return 1;
+    return 0;
+}
+
+/* The engine's block list: holders of blocking fetches that no other live
+ * fetch still draws from. */
+static void blocks_apply(swarm_t *s)
+{
+    const char *ips[256];
+    char store[256][64];
+    size_t n = 0;
+    for (swarm_fetch_t *f = s->fetches; f; f = f->next) {
+        if (!f->blocking || !fetch_live(f))
+            continue;
+        for (size_t i = 0; i < f->n_peers && n < 256; i++) {
+            int port, needed = 0, dup = 0;
+            if (swarm_endpoint_parse(f->peers[i], store[n], sizeof store[n], &port))
+                continue;
+            for (swarm_fetch_t *g = s->fetches; g && !needed; g = g->next)
+                needed = fetch_live(g) && !g->blocking && fetch_uses(g, store[n]);
+            for (size_t j = 0; j < n && !dup; j++)
+                dup = strcmp(ips[j], store[n]) == 0;
+            if (!needed && !dup) {
+                ips[n] = store[n];
+                n++;
+            }
+        }
+    }
+    if (s->eng && s->ops->set_blocked)
+        s->ops->set_blocked(s->eng, ips, n);
+}
+
+void swarm__fetch_unblock(swarm_fetch_t *f)
+{
+    f->block_over = 1;
+    if (!f->blocking)
+        return;
+    f->blocking = 0;
+    blocks_apply(f->s);
+    /* the holders again, for what the co-fetchers could not give */
+    for (size_t i = 0; i < f->n_peers; i++)
+        swarm__fetch_connect(f, f->peers[i]);
+}
+
+void swarm__fetch_on_piece(swarm_fetch_t *f, int piece)
+{
+    f->last_progress_ns = ox_time_mono_ns();
+    if (f->stripe_count < 2 || piece < 0 || piece % f->stripe_count != f->stripe_index)
+        return;
+    f->share_done++;
+    if (f->share_done < f->share_total || f->blocking || f->block_over || f->n_peers == 0 ||
+        f->n_cofetchers == 0 || f->state != FETCH_RUNNING || !f->tor)
+        return;
+    OX_INFO("swarm: %.19s: own share (%zu pieces) in after %.2f s with %.1f MB of %.1f, %d "
+            "peers; holders blocked", f->digest, f->share_total,
+            (double)(f->last_progress_ns - f->started_ns) / 1e9, (double)f->tor->st.done / 1e6,
+            (double)f->size / 1e6, f->tor->st.peers);
+    f->blocking = 1;
+    f->s->stripe_blocks++;
+    blocks_apply(f->s);
+}
+
+void swarm__fetch_tick(swarm_t *s, int64_t now)
+{
+    for (swarm_fetch_t *f = s->fetches; f; f = f->next) {
+        if (f->state != FETCH_RUNNING || !f->tor)
+            continue;
+        if (f->blocking && now - f->last_progress_ns > (int64_t)SWARM_STALL_MS * 1000000) {
+            OX_INFO("swarm: %s: no progress for %d ms with holders blocked, unblocking",
+                    f->digest, SWARM_STALL_MS);
+            s->stripe_stalls++;
+            swarm__fetch_unblock(f);
+        }
+        size_t want = f->n_cofetchers + (f->blocking ? 0 : f->n_peers);
+        if (f->tor->st.peers >= (int)want || now - f->last_connect_ns < (int64_t)RECONNECT_MS * 1000000)
+            continue;
+        f->last_connect_ns = now;
+        for (size_t i = 0; i < f->n_cofetchers; i++)
+            swarm__fetch_connect(f, f->cofetchers[i]);
+        if (!f->blocking)
+            for (size_t i = 0; i < f->n_peers; i++)
+                swarm__fetch_connect(f, f->peers[i]);
+    }
+}
