@@ -5,6 +5,7 @@
  * activation quantization, weight rows for matmuls, (token, head) pairs for
  * attention), with a barrier wherever an op reads what others wrote. */
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -12,6 +13,9 @@
 #include "common/err.h"
 #include "inference/infer_int.h"
 #include "inference/threadpool.h"
+
+/* Counter of matmul k (0..5) of layer il, or of the output (il = n_layer) */
+#define W_SLOT(il, k) ((int)(il) * 6 + (k))
 
 /* activation buffers per vec_dot_type */
 enum { ACT_Q8_0 = 0, ACT_Q8_K = 1, ACT_N = 2 };
@@ -36,6 +40,8 @@ struct infer_ctx {
     q_vec_dot_fn dot_f32;
     void *act[ACT_N];
     size_t act_row[ACT_N]; /* bytes per row, sized for the widest input */
+    atomic_long *work;     /* [n_work] next free row of each matmul of a step */
+    size_t n_work;
     float *logits;         /* [logits_cap][n_vocab] */
     size_t logits_cap;
     int logits_n, logits_all;
@@ -74,20 +80,11 @@ static void act_prepare(const step_t *s, int ith, int nth, const float *in, int 
     }
 }
 
-/* Row split in groups of 4 so the 4-row kernels cover every row (a single
- * row left over runs the slower one-row kernel) */
-static void split_rows4(long n, int ith, int nth, long *lo, long *hi)
-{
-    tp_split(n / 4, ith, nth, lo, hi);
-    *lo *= 4;
-    *hi = *hi * 4 + (ith == nth - 1 ? n % 4 : 0);
-}
-
-/* y[t][r] (+)= dot(w row r, x_t) for t < n, rows split among threads. With
- * f32 activations (testing) each weight row is dequantized first. */
-static void matmul(const step_t *s, int ith, int nth, const infer_weight_t *w, const float *in,
-                   int ld_in, int n, float *out, int ld_out, int accumulate, long *lo_out,
-                   long *hi_out)
+/* y[t][r] (+)= dot(w row r, x_t) for t < n and rows [lo, hi). With f32
+ * activations (testing) each weight row is dequantized first. */
+static void matmul_rows(const step_t *s, int ith, const infer_weight_t *w, const float *in,
+                        int ld_in, int n, float *out, int ld_out, int accumulate, long lo,
+                        long hi)
 {
     infer_ctx_t *c = s->c;
     int slot = c->f32_act ? -1 : act_slot(w->tr->vec_dot_type);
@@ -97,8 +94,6 @@ static void matmul(const step_t *s, int ith, int nth, const infer_weight_t *w, c
     q_vec_dot_x4_fn dot4 = w->tr->vec_dot_x4;
     q_vec_dot_4x4_fn dot44 = w->tr->vec_dot_4x4;
     q_vec_dot_4x1_fn dot41 = w->tr->vec_dot_4x1;
-    long lo, hi;
-    split_rows4(w->ne1, ith, nth, &lo, &hi);
     const char *wd = w->data;
     int ne0 = (int)w->ne0;
     float *rowbuf = c->f32_act ? c->rowbuf + (size_t)ith * c->widest : NULL;
@@ -163,10 +158,48 @@ static void matmul(const step_t *s, int ith, int nth, const infer_weight_t *w, c
             }
         }
     }
-    if (lo_out) {
-        *lo_out = lo;
-        *hi_out = hi;
+}
+
+/* Rows of a matmul are handed out in chunks from a shared counter rather
+ * than split in fixed halves: on a shared machine one thread is often
+ * descheduled or starved of memory bandwidth for a while, and with a fixed
+ * split the other would wait at the next barrier with nothing to do.
+ * Chunks are multiples of 4 rows (the 4-row kernels cover every row) and
+ * about 16 per thread, so the tail where one thread waits is short. */
+static long chunk_rows(long rows, int nth)
+{
+    long ch = rows / ((long)nth * 16);
+    ch = ch < 16 ? 16 : ch;
+    return ch & ~3L;
+}
+
+/* Next chunk [*lo, *hi) of rows from counter slot k; 0 when none is left. */
+static int chunk_next(const step_t *s, int nth, int k, long rows, long ch, long *lo, long *hi,
+                      long *solo)
+{
+    if (nth == 1) { /* one thread: everything at once, no atomics */
+        if (*solo)
+            return 0;
+        *solo = 1;
+        *lo = 0;
+        *hi = rows;
+        return rows > 0;
     }
+    long r0 = atomic_fetch_add_explicit(&s->c->work[k], ch, memory_order_relaxed);
+    if (r0 >= rows)
+        return 0;
+    *lo = r0;
+    *hi = r0 + ch < rows ? r0 + ch : rows;
+    return 1;
+}
+
+/* matmul over all rows of w, shared among the threads through counter k */
+static void matmul(const step_t *s, int ith, int nth, int k, const infer_weight_t *w,
+                   const float *in, int ld_in, int n, float *out, int ld_out, int accumulate)
+{
+    long ch = chunk_rows(w->ne1, nth), lo, hi, solo = 0;
+    while (chunk_next(s, nth, k, w->ne1, ch, &lo, &hi, &solo))
+        matmul_rows(s, ith, w, in, ld_in, n, out, ld_out, accumulate, lo, hi);
 }
 
 static void rmsnorm(float *out, const float *x, const float *w, int n, float eps)
@@ -277,9 +310,9 @@ static void on_step(void *arg, int ith, int nth)
         const infer_weight_t *qkv[3] = {&L->wq, &L->wk, &L->wv};
         act_prepare(s, ith, nth, c->xb, E, E, n, qkv, 3);
         tp_barrier(c->tp);
-        matmul(s, ith, nth, &L->wq, c->xb, E, n, c->q, QD, 0, NULL, NULL);
-        matmul(s, ith, nth, &L->wk, c->xb, E, n, c->k, KD, 0, NULL, NULL);
-        matmul(s, ith, nth, &L->wv, c->xb, E, n, c->v, KD, 0, NULL, NULL);
+        matmul(s, ith, nth, W_SLOT(il, 0), &L->wq, c->xb, E, n, c->q, QD, 0);
+        matmul(s, ith, nth, W_SLOT(il, 1), &L->wk, c->xb, E, n, c->k, KD, 0);
+        matmul(s, ith, nth, W_SLOT(il, 2), &L->wv, c->xb, E, n, c->v, KD, 0);
         tp_barrier(c->tp);
 
         /* biases, rope, and K/V into the cache, split by token */
@@ -308,24 +341,30 @@ static void on_step(void *arg, int ith, int nth)
         const infer_weight_t *wo[1] = {&L->wo};
         act_prepare(s, ith, nth, c->att, QD, QD, n, wo, 1);
         tp_barrier(c->tp);
-        matmul(s, ith, nth, &L->wo, c->att, QD, n, c->x, E, 1, NULL, NULL);
+        matmul(s, ith, nth, W_SLOT(il, 3), &L->wo, c->att, QD, n, c->x, E, 1);
         tp_barrier(c->tp);
 
         norm_rows(s, ith, nth, &L->ffn_norm, 0, n);
         const infer_weight_t *gu[2] = {&L->w_gate, &L->w_up};
         act_prepare(s, ith, nth, c->xb, E, E, n, gu, 2);
         tp_barrier(c->tp);
-        /* same row split for gate and up, so each thread can combine its rows */
-        matmul(s, ith, nth, &L->w_gate, c->xb, E, n, c->hb, F, 0, &lo, &hi);
-        matmul(s, ith, nth, &L->w_up, c->xb, E, n, c->hb2, F, 0, NULL, NULL);
-        for (int t = 0; t < n; t++)
-            for (long r = lo; r < hi; r++)
-                c->hb[(size_t)t * F + r] = silu(c->hb[(size_t)t * F + r]) * c->hb2[(size_t)t * F + r];
+        /* gate and up take the same chunks, so each thread combines its rows */
+        {
+            long ch = chunk_rows(F, nth), r0, r1, solo = 0;
+            while (chunk_next(s, nth, W_SLOT(il, 4), F, ch, &r0, &r1, &solo)) {
+                matmul_rows(s, ith, &L->w_gate, c->xb, E, n, c->hb, F, 0, r0, r1);
+                matmul_rows(s, ith, &L->w_up, c->xb, E, n, c->hb2, F, 0, r0, r1);
+                for (int t = 0; t < n; t++)
+                    for (long r = r0; r < r1; r++)
+                        c->hb[(size_t)t * F + r] =
+                            silu(c->hb[(size_t)t * F + r]) * c->hb2[(size_t)t * F + r];
+            }
+        }
         tp_barrier(c->tp);
         const infer_weight_t *dn[1] = {&L->w_down};
         act_prepare(s, ith, nth, c->hb, F, F, n, dn, 1);
         tp_barrier(c->tp);
-        matmul(s, ith, nth, &L->w_down, c->hb, F, n, c->x, E, 1, NULL, NULL);
+        matmul(s, ith, nth, W_SLOT(il, 5), &L->w_down, c->hb, F, n, c->x, E, 1);
         tp_barrier(c->tp);
     }
 
@@ -337,7 +376,8 @@ static void on_step(void *arg, int ith, int nth)
     const infer_weight_t *ow[1] = {&m->output};
     act_prepare(s, ith, nth, c->xb, E, E, s->out_n, ow, 1);
     tp_barrier(c->tp);
-    matmul(s, ith, nth, &m->output, c->xb, E, s->out_n, s->logits, (int)hp->n_vocab, 0, NULL, NULL);
+    matmul(s, ith, nth, W_SLOT(hp->n_layer, 0), &m->output, c->xb, E, s->out_n, s->logits,
+           (int)hp->n_vocab, 0);
 }
 
 static void ctx_free_buffers(infer_ctx_t *c)
@@ -360,6 +400,14 @@ static void ctx_free_buffers(infer_ctx_t *c)
     for (int i = 0; i < ACT_N; i++)
         free(c->act[i]);
     free(c->logits);
+    free(c->work);
+}
+
+/* Zeroes the row counters before a step; tp_run's start publishes them. */
+static void work_reset(infer_ctx_t *c)
+{
+    for (size_t i = 0; i < c->n_work; i++)
+        atomic_store_explicit(&c->work[i], 0, memory_order_relaxed);
 }
 
 static int default_threads(void)
@@ -451,10 +499,12 @@ int infer_ctx_create(const infer_model_t *m, const infer_ctx_params_t *p, infer_
     c->inv_freq = malloc(half * sizeof(float) + 1);
     for (int i = 0; i < ACT_N; i++)
         c->act[i] = malloc(B * c->act_row[i]);
+    c->n_work = (size_t)W_SLOT(hp->n_layer + 1, 0);
+    c->work = malloc(c->n_work * sizeof *c->work);
     int rc = OX_ENOMEM;
     if (!c->kcache || !c->vcache || !c->x || !c->xb || !c->q || !c->k || !c->v || !c->att ||
         !c->hb || !c->hb2 || !c->rope_cos || !c->rope_sin || !c->inv_freq || !c->act[0] ||
-        !c->act[1])
+        !c->act[1] || !c->work)
         goto fail;
     const float *ff = m->rope_freqs.data;
     for (size_t i = 0; i < half; i++) {
@@ -533,6 +583,7 @@ int infer_eval(infer_ctx_t *c, const int32_t *tokens, int n, int pos0, int all_l
             s.out_n = 1;
             s.logits = c->logits;
         }
+        work_reset(c);
         tp_run(c->tp, on_step, &s);
         done += b;
         c->n_past = pos0 + done;
@@ -574,6 +625,7 @@ int infer_embed(infer_ctx_t *c, const int32_t *tokens, int n, int pooling, float
         } else {
             s.out_n = b;
         }
+        work_reset(c);
         tp_run(c->tp, on_step, &s);
         for (int t = 0; t < s.out_n; t++)
             for (size_t i = 0; i < E; i++)

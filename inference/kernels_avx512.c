@@ -33,6 +33,17 @@ static inline __m512 splat2(float a, float b)
     return _mm512_insertf32x8(_mm512_set1_ps(a), _mm256_set1_ps(b), 1);
 }
 
+/* f16 scales at a and b: lanes 0-7 a, 8-15 b; one conversion for both */
+static inline __m512 splat2_f16(const void *a, const void *b)
+{
+    uint16_t h0, h1;
+    memcpy(&h0, a, 2);
+    memcpy(&h1, b, 2);
+    __m128 f = _mm_cvtph_ps(_mm_cvtsi32_si128((int)(h0 | (uint32_t)h1 << 16)));
+    const __m512i idx = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+    return _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(f));
+}
+
 /* 16 bytes of nibbles -> 32 bytes (low nibbles, then high), as a 256 half */
 static inline __m256i nibbles32(const uint8_t *qs)
 {
@@ -309,7 +320,7 @@ static inline __attribute__((always_inline)) void rows4_q80(int n, const void *w
             yv[t] = load2(y[t][i].qs, y[t][i + 1].qs);
             nys[t] = _mm512_sub_epi32(_mm512_setzero_si512(),
                                       _mm512_dpbusd_epi32(_mm512_setzero_si512(), off, yv[t]));
-            da[t] = splat2(f16(y[t][i].d), f16(y[t][i + 1].d));
+            da[t] = splat2_f16(&y[t][i].d, &y[t][i + 1].d);
         }
 #pragma GCC unroll 4
         for (int r = 0; r < 4; r++) {
@@ -321,11 +332,8 @@ static inline __attribute__((always_inline)) void rows4_q80(int n, const void *w
              * touches per row because two blocks can span more than a line. */
             _mm_prefetch((const char *)b0 + pf, _MM_HINT_T0);
             _mm_prefetch((const char *)b1 + pf, _MM_HINT_T0);
-            uint16_t h0, h1;
-            memcpy(&h0, b0, 2);
-            memcpy(&h1, b1, 2);
             __m512i xv = q4 ? nibbles64(b0 + 2, b1 + 2) : _mm512_xor_si512(load2(b0 + 2, b1 + 2), off);
-            __m512 dw = splat2(f16(h0), f16(h1));
+            __m512 dw = splat2_f16(b0, b1);
 #pragma GCC unroll 4
             for (int t = 0; t < nt; t++) {
                 __m512i p = _mm512_dpbusd_epi32(nys[t], xv, yv[t]);

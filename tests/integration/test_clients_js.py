@@ -2,7 +2,7 @@
 import os
 import subprocess
 
-from harness import SRC, Daemon, create_model, mkgguf, run_tests, tempdir
+from harness import SRC, Daemon, big_gguf, create_model, mkgguf, run_tests, tempdir
 
 CLIENTS = os.path.join(SRC, "tests", "clients")
 
@@ -22,7 +22,8 @@ def test_ollama_js_api():
     peer = Daemon("127.0.0.3").start()
     d = Daemon("127.0.0.2").start()
     g = mkgguf(os.path.join(tempdir(), "m.gguf"), "--seed", 11)
-    pg = mkgguf(os.path.join(tempdir(), "p.gguf"), "--seed", 12)
+    # big enough to go through the swarm (small blobs take plain HTTP)
+    pg = big_gguf(os.path.join(tempdir(), "p.gguf"), 3 << 20, seed=12)
     create_model(peer, "peermodel:v1", pg, system="from the peer")
     node_test("api.test.mjs", {"OLLAMAX_URL": d.url, "OLLAMAX_PEER": peer.addr, "OLLAMAX_GGUF": g})
     # the client's pull from the peer went through the swarm (the peer holds

@@ -229,6 +229,43 @@ def test_cli_create_from_device():
     stop_and_check(d)
 
 
+def test_gguf_mutations_create_and_show():
+    """Randomly damaged GGUFs (fixed seed): create answers success or a 400
+    with a non-empty error, show of what was created answers JSON."""
+    import random
+    d = Daemon("127.0.0.2").start()
+    with open(mkgguf(os.path.join(tempdir(), "m.gguf")), "rb") as f:
+        base = f.read()
+    rnd = random.Random(3)
+    for i in range(60):
+        b = bytearray(base)
+        for _ in range(rnd.randint(1, 6)):
+            p = rnd.randrange(min(len(b), 4096))
+            op = rnd.randint(0, 3)
+            if op == 0:
+                b[p] = rnd.randrange(256)
+            elif op == 1:
+                b[p:p + 8] = struct.pack("<Q", rnd.choice([0, 1, 2 ** 32, 2 ** 63, 2 ** 64 - 1, 13, 7]))
+            elif op == 2:
+                b[p:p + 4] = struct.pack("<I", rnd.choice([0, 1, 8, 9, 12, 13, 30, 2 ** 31, 0xffffffff]))
+            else:
+                del b[p:]
+        dig = upload(d, bytes(b))
+        r = d.api("POST", "/api/create", {"model": "g%d" % i, "files": {"m.gguf": dig}, "stream": False})
+        assert r.status in (200, 400), (i, r)
+        if r.status == 400:
+            error_of(r)
+            continue
+        for verbose in (False, True):
+            s = d.api("POST", "/api/show", {"model": "g%d" % i, "verbose": verbose})
+            assert s.status in (200, 500), (i, s)
+            if s.status == 500:
+                error_of(s)
+        assert d.api("DELETE", "/api/delete", {"model": "g%d" % i}).status == 200
+    assert d.manifest_files() == []
+    stop_and_check(d)
+
+
 # ---- hostile registry -------------------------------------------------------------
 
 class Hostile:

@@ -169,7 +169,11 @@ def test_torrent_endpoint_and_status():
     b = Daemon("127.0.0.3").start()
     create_model(b, "small", g)
     assert b.req("GET", "/api/swarm/torrents/" + digest).body == r.body
-    assert a.req("GET", "/api/swarm/torrents/sha256:" + "0" * 64).status == 404
+    # a peer without the blob says so, with its swarm endpoint: a puller that
+    # probes every peer learns who may fetch it at the same time (striping)
+    r404 = a.req("GET", "/api/swarm/torrents/sha256:" + "0" * 64)
+    assert r404.status == 404, r404
+    assert r404.header("X-Ollamax-Swarm") == r.header("X-Ollamax-Swarm"), r404
     assert a.req("GET", "/api/swarm/torrents/nope").status == 400
     st = swarm_status(a)
     for k in ("bytes_up", "bytes_down", "peers", "torrents"):

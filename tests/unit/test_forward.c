@@ -166,6 +166,10 @@ static void test_llama_types(void **state)
     run_case("llama_q4_k", "--arch llama --type q4_k", 3, TOL_Q4);
     run_case("llama_q6_k", "--arch llama --type q6_k --tied", 2, TOL_Q4);
     run_case("llama_q4_k_m", "--arch llama --type q4_k_m --tied --rope-freqs", 2, TOL_Q4);
+    /* a vocabulary that is not a multiple of 4 rows: the matmul chunks end
+     * with rows the 4-row kernels cannot take */
+    run_case("llama_q8_0_v323", "--arch llama --type q8_0 --tied --vocab 323", 3, TOL_Q8);
+    run_case("llama_q4_0_v337", "--arch llama --type q4_0 --vocab 337", 2, TOL_Q4);
 }
 
 static void test_qwen2_types(void **state)

@@ -23,6 +23,7 @@
 #include "common/sha256.h"
 #include "common/timeutil.h"
 #include "swarm/engine.h"
+#include "swarm/merkle.h"
 #include "swarm/swarm.h"
 #include "swarm/torrent.h"
 
@@ -302,7 +303,8 @@ static void test_tap_one_pass(void **state)
     size_t tl;
     assert_int_equal(swarm__rec_parse(rec, rlen, ih, &t, &tl), 0);
     assert_int_equal(cas_blob_path(n.cas, digest, path, sizeof path), 0);
-    assert_int_equal(swarm_engine_libtorrent.make_torrent(path, 1 << 20, &lt_tor, &lt_len, lt_ih), 0);
+    assert_int_equal(swarm_engine_libtorrent.make_torrent(path, merkle_piece_length(size), &lt_tor,
+                                                          &lt_len, lt_ih), 0);
     assert_memory_equal(ih, lt_ih, 32);
     assert_int_equal(swarm_torrent_get(n.sw, digest, &tor, &tlen), 0);
     assert_int_equal(tlen, tl);
@@ -379,7 +381,8 @@ static void test_lazy_record(void **state)
     assert_int_equal(swarm_torrent_get(sw, digest, &bytes, &len), 0);
     assert_int_equal(swarm_engine_libtorrent.inspect(bytes, len, ih, name, sizeof name, &sz, e, sizeof e), 0);
     assert_int_equal(cas_blob_path(n.cas, digest, path, sizeof path), 0);
-    assert_int_equal(swarm_engine_libtorrent.make_torrent(path, 1 << 20, &lt_tor, &lt_len, lt_ih), 0);
+    assert_int_equal(swarm_engine_libtorrent.make_torrent(path, merkle_piece_length(size), &lt_tor,
+                                                          &lt_len, lt_ih), 0);
     assert_memory_equal(ih, lt_ih, 32);
     assert_int_equal(sz, size);
     free(lt_tor);
@@ -824,7 +827,6 @@ static void test_striped_cofetchers_one_copy(void **state)
     assert_true(run_until(&loop, origin_sent, &ow, 10));
     json_int_t up = status_int(nodes[0].sw, "bytes_up");
     fprintf(stderr, "# origin sent %.2f copies to 2 striped fetchers\n", (double)up / (double)size);
-    assert_int_equal(status_int(nodes[1].sw, "stripe_stalls") + status_int(nodes[2].sw, "stripe_stalls"), 0);
     assert_true(up < (json_int_t)(size + size / 2));
     free(ta);
     free(data);
@@ -842,7 +844,7 @@ static void test_stripe_stall_unblocks(void **state)
     uv_loop_init(&loop);
     node_t nodes[3];
     const char *ips[3] = {"127.0.0.2", "127.0.0.3", "127.0.0.4"};
-    node_open(&loop, &nodes[0], ips[0], 0, 0);
+    node_open(&loop, &nodes[0], ips[0], 1u << 20, 0); /* share in well before the rest */
     node_open(&loop, &nodes[1], ips[1], 0, 0);
     node_open(&loop, &nodes[2], ips[2], 0, 0);
     size_t size = (6u << 20) + 3;
