@@ -3,17 +3,33 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <unistd.h>
 
 #include "common/err.h"
+
+/* OpenSSL 3 looks the algorithm up in its provider tables, under a lock, on
+ * every init with EVP_sha256(); the merkle tree hashes one 16 KiB leaf per
+ * call, so the lookup is done once here and the fetched method reused. It is
+ * immutable and lives as long as the process. */
+static EVP_MD *sha256_md;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+
+static void sha256_fetch(void) { sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL); }
+
+static const EVP_MD *sha256_method(void)
+{
+    pthread_once(&sha256_once, sha256_fetch);
+    return sha256_md ? sha256_md : EVP_sha256();
+}
 
 int ox_sha256_init(ox_sha256_t *s)
 {
     EVP_MD_CTX *c = EVP_MD_CTX_new();
     if (!c)
         return OX_ENOMEM;
-    if (EVP_DigestInit_ex(c, EVP_sha256(), NULL) != 1) {
+    if (EVP_DigestInit_ex(c, sha256_method(), NULL) != 1) {
         EVP_MD_CTX_free(c);
         return OX_ENOMEM;
     }
@@ -42,7 +58,7 @@ void ox_sha256_free(ox_sha256_t *s)
 void ox_sha256_raw(const void *p, size_t n, uint8_t out[32])
 {
     unsigned int len = 32;
-    EVP_Digest(p, n, out, &len, EVP_sha256(), NULL);
+    EVP_Digest(p, n, out, &len, sha256_method(), NULL);
 }
 
 void ox_hex_encode(const uint8_t *in, size_t n, char *out)

@@ -17,6 +17,12 @@
 /* Counter of matmul k (0..5) of layer il, or of the output (il = n_layer) */
 #define W_SLOT(il, k) ((int)(il) * 6 + (k))
 
+/* Rows of its share a thread has taken in one matmul; a cache line each so
+ * the owners' counters do not bounce between cores. */
+typedef struct work_ctr {
+    _Alignas(64) atomic_long next;
+} work_ctr_t;
+
 /* activation buffers per vec_dot_type */
 enum { ACT_Q8_0 = 0, ACT_Q8_K = 1, ACT_N = 2 };
 
@@ -40,8 +46,9 @@ struct infer_ctx {
     q_vec_dot_fn dot_f32;
     void *act[ACT_N];
     size_t act_row[ACT_N]; /* bytes per row, sized for the widest input */
-    atomic_long *work;     /* [n_work] next free row of each matmul of a step */
+    work_ctr_t *work;      /* [n_work][work_threads] chunk counters of a step */
     size_t n_work;
+    int work_threads;
     float *logits;         /* [logits_cap][n_vocab] */
     size_t logits_cap;
     int logits_n, logits_all;
@@ -160,45 +167,57 @@ static void matmul_rows(const step_t *s, int ith, const infer_weight_t *w, const
     }
 }
 
-/* Rows of a matmul are handed out in chunks from a shared counter rather
- * than split in fixed halves: on a shared machine one thread is often
- * descheduled or starved of memory bandwidth for a while, and with a fixed
- * split the other would wait at the next barrier with nothing to do.
- * Chunks are multiples of 4 rows (the 4-row kernels cover every row) and
- * about 16 per thread, so the tail where one thread waits is short. */
-static long chunk_rows(long rows, int nth)
-{
-    long ch = rows / ((long)nth * 16);
-    ch = ch < 16 ? 16 : ch;
-    return ch & ~3L;
-}
+/* Rows of a matmul: each thread owns a contiguous share (one long stream of
+ * weights, which the prefetchers follow best) and takes it in chunks from
+ * its own counter; a thread that runs out then takes the remaining chunks
+ * of the others. On a shared machine one thread is often descheduled for a
+ * while: the other then finishes its share instead of waiting at the next
+ * barrier. Shares and chunks are multiples of 4 rows, so the 4-row kernels
+ * cover every row. */
+#define CHUNK_ROWS 64
 
-/* Next chunk [*lo, *hi) of rows from counter slot k; 0 when none is left. */
-static int chunk_next(const step_t *s, int nth, int k, long rows, long ch, long *lo, long *hi,
-                      long *solo)
+typedef struct chunk_iter {
+    long rows;
+    int victim, tried; /* share being taken, shares visited so far */
+} chunk_iter_t;
+
+/* Next chunk [*lo, *hi) of counter slot k for thread ith; 0: none left. */
+static int chunk_next(const step_t *s, int ith, int nth, int k, chunk_iter_t *it, long *lo,
+                      long *hi)
 {
-    if (nth == 1) { /* one thread: everything at once, no atomics */
-        if (*solo)
-            return 0;
-        *solo = 1;
-        *lo = 0;
-        *hi = rows;
-        return rows > 0;
+    while (it->tried < nth) {
+        int v = (ith + it->victim) % nth;
+        long a, b;
+        tp_split(it->rows / 4, v, nth, &a, &b);
+        a *= 4;
+        b = b * 4 + (v == nth - 1 ? it->rows % 4 : 0);
+        work_ctr_t *w = &s->c->work[(size_t)k * (size_t)s->c->work_threads + (size_t)v];
+        long r0 = a + (nth == 1 ? 0 : atomic_fetch_add_explicit(&w->next, CHUNK_ROWS,
+                                                                  memory_order_relaxed));
+        if (nth == 1) { /* one thread: its whole share at once, no atomics */
+            it->tried = 1;
+            *lo = a;
+            *hi = b;
+            return a < b;
+        }
+        if (r0 < b) {
+            *lo = r0;
+            *hi = r0 + CHUNK_ROWS < b ? r0 + CHUNK_ROWS : b;
+            return 1;
+        }
+        it->victim++;
+        it->tried++;
     }
-    long r0 = atomic_fetch_add_explicit(&s->c->work[k], ch, memory_order_relaxed);
-    if (r0 >= rows)
-        return 0;
-    *lo = r0;
-    *hi = r0 + ch < rows ? r0 + ch : rows;
-    return 1;
+    return 0;
 }
 
 /* matmul over all rows of w, shared among the threads through counter k */
 static void matmul(const step_t *s, int ith, int nth, int k, const infer_weight_t *w,
                    const float *in, int ld_in, int n, float *out, int ld_out, int accumulate)
 {
-    long ch = chunk_rows(w->ne1, nth), lo, hi, solo = 0;
-    while (chunk_next(s, nth, k, w->ne1, ch, &lo, &hi, &solo))
+    chunk_iter_t it = {.rows = w->ne1};
+    long lo, hi;
+    while (chunk_next(s, ith, nth, k, &it, &lo, &hi))
         matmul_rows(s, ith, w, in, ld_in, n, out, ld_out, accumulate, lo, hi);
 }
 
@@ -350,8 +369,9 @@ static void on_step(void *arg, int ith, int nth)
         tp_barrier(c->tp);
         /* gate and up take the same chunks, so each thread combines its rows */
         {
-            long ch = chunk_rows(F, nth), r0, r1, solo = 0;
-            while (chunk_next(s, nth, W_SLOT(il, 4), F, ch, &r0, &r1, &solo)) {
+            chunk_iter_t it = {.rows = F};
+            long r0, r1;
+            while (chunk_next(s, ith, nth, W_SLOT(il, 4), &it, &r0, &r1)) {
                 matmul_rows(s, ith, &L->w_gate, c->xb, E, n, c->hb, F, 0, r0, r1);
                 matmul_rows(s, ith, &L->w_up, c->xb, E, n, c->hb2, F, 0, r0, r1);
                 for (int t = 0; t < n; t++)
@@ -406,8 +426,8 @@ static void ctx_free_buffers(infer_ctx_t *c)
 /* Zeroes the row counters before a step; tp_run's start publishes them. */
 static void work_reset(infer_ctx_t *c)
 {
-    for (size_t i = 0; i < c->n_work; i++)
-        atomic_store_explicit(&c->work[i], 0, memory_order_relaxed);
+    for (size_t i = 0; i < c->n_work * (size_t)c->work_threads; i++)
+        atomic_store_explicit(&c->work[i].next, 0, memory_order_relaxed);
 }
 
 static int default_threads(void)
@@ -423,12 +443,15 @@ int infer_ctx_set_threads(infer_ctx_t *c, int n)
     if (n > 1024)
         return OX_EINVAL;
     float *scores = NULL, *rowbuf = NULL;
+    work_ctr_t *work = NULL;
     if (n > c->scores_threads) {
         scores = calloc((size_t)n * c->n_ctx, sizeof(float));
         rowbuf = c->f32_act ? malloc((size_t)n * c->widest * sizeof(float)) : NULL;
-        if (!scores || (c->f32_act && !rowbuf)) {
+        work = aligned_alloc(_Alignof(work_ctr_t), c->n_work * (size_t)n * sizeof *work);
+        if (!scores || (c->f32_act && !rowbuf) || !work) {
             free(scores);
             free(rowbuf);
+            free(work);
             return OX_ENOMEM;
         }
     }
@@ -437,6 +460,7 @@ int infer_ctx_set_threads(infer_ctx_t *c, int n)
     if (rc < 0) {
         free(scores);
         free(rowbuf);
+        free(work);
         return rc;
     }
     tp_free(c->tp);
@@ -444,8 +468,11 @@ int infer_ctx_set_threads(infer_ctx_t *c, int n)
     if (scores) {
         free(c->scores);
         free(c->rowbuf);
+        free(c->work);
         c->scores = scores;
         c->rowbuf = rowbuf;
+        c->work = work;
+        c->work_threads = n;
         c->scores_threads = n;
     }
     return 0;
@@ -500,11 +527,10 @@ int infer_ctx_create(const infer_model_t *m, const infer_ctx_params_t *p, infer_
     for (int i = 0; i < ACT_N; i++)
         c->act[i] = malloc(B * c->act_row[i]);
     c->n_work = (size_t)W_SLOT(hp->n_layer + 1, 0);
-    c->work = malloc(c->n_work * sizeof *c->work);
     int rc = OX_ENOMEM;
     if (!c->kcache || !c->vcache || !c->x || !c->xb || !c->q || !c->k || !c->v || !c->att ||
         !c->hb || !c->hb2 || !c->rope_cos || !c->rope_sin || !c->inv_freq || !c->act[0] ||
-        !c->act[1] || !c->work)
+        !c->act[1])
         goto fail;
     const float *ff = m->rope_freqs.data;
     for (size_t i = 0; i < half; i++) {

@@ -6,7 +6,8 @@
 
 #include <string.h>
 
-/* How many rows ahead the multi-row kernels prefetch weights. */
+/* How many rows ahead the multi-row kernels prefetch weights (0: off);
+ * 4, 8 and 16 measured the same within the noise of the shared machine. */
 #ifndef Q_PREFETCH_ROWS
 #define Q_PREFETCH_ROWS 8
 #endif
@@ -33,15 +34,24 @@ static inline __m512 splat2(float a, float b)
     return _mm512_insertf32x8(_mm512_set1_ps(a), _mm256_set1_ps(b), 1);
 }
 
-/* f16 scales at a and b: lanes 0-7 a, 8-15 b; one conversion for both */
-static inline __m512 splat2_f16(const void *a, const void *b)
+/* f16 scales at a and b, one conversion for both, spread as idx says */
+static inline __m512 splat2_f16(const void *a, const void *b, __m512i idx)
 {
     uint16_t h0, h1;
     memcpy(&h0, a, 2);
     memcpy(&h1, b, 2);
     __m128 f = _mm_cvtph_ps(_mm_cvtsi32_si128((int)(h0 | (uint32_t)h1 << 16)));
-    const __m512i idx = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
     return _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(f));
+}
+
+/* Nibbles of two Q4_0 blocks a, b as 128-bit lanes [a lo, b lo, a hi, b hi]
+ * (fewer shuffles than block order; the activations are permuted to match) */
+static inline __m512i nibbles64_il(const uint8_t *qa, const uint8_t *qb)
+{
+    __m256i t = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)qa)),
+                                        _mm_loadu_si128((const __m128i *)qb), 1);
+    __m512i z = _mm512_inserti64x4(_mm512_castsi256_si512(t), _mm256_srli_epi16(t, 4), 1);
+    return _mm512_and_si512(z, _mm512_set1_epi8(15));
 }
 
 /* 16 bytes of nibbles -> 32 bytes (low nibbles, then high), as a 256 half */
@@ -306,6 +316,14 @@ static inline __attribute__((always_inline)) void rows4_q80(int n, const void *w
     int nb = n / QK8_0, i = 0;
     const size_t pf = Q_PREFETCH_ROWS * ws;
     const __m512i off = _mm512_set1_epi8(q4 ? 8 : (char)0x80);
+    /* With 4 tokens the kernel is compute-bound and Q4_0 pairs of blocks are
+     * interleaved by lane (cheaper to unpack) with one f16 conversion per
+     * pair; with 1 token it is bound by memory latency, and the plain
+     * layout with separate scale loads measured faster (the weight loads
+     * issue earlier). il: the interleaved layout. */
+    const int il = q4 && nt == 4, packed = nt == 4;
+    const __m512i sidx = il ? _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1)
+                            : _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
     __m512 acc[4][4];
 #pragma GCC unroll 4
     for (int r = 0; r < 4; r++)
@@ -318,22 +336,38 @@ static inline __attribute__((always_inline)) void rows4_q80(int n, const void *w
 #pragma GCC unroll 4
         for (int t = 0; t < nt; t++) {
             yv[t] = load2(y[t][i].qs, y[t][i + 1].qs);
+            if (il)
+                yv[t] = _mm512_shuffle_i64x2(yv[t], yv[t], _MM_SHUFFLE(3, 1, 2, 0));
             nys[t] = _mm512_sub_epi32(_mm512_setzero_si512(),
                                       _mm512_dpbusd_epi32(_mm512_setzero_si512(), off, yv[t]));
-            da[t] = splat2_f16(&y[t][i].d, &y[t][i + 1].d);
+            da[t] = packed ? splat2_f16(&y[t][i].d, &y[t][i + 1].d, sidx)
+                           : splat2(f16(y[t][i].d), f16(y[t][i + 1].d));
         }
 #pragma GCC unroll 4
         for (int r = 0; r < 4; r++) {
             const uint8_t *b0 = x[r] + (size_t)i * bs, *b1 = b0 + bs;
             /* Rows are short (1-2 KiB) and four are walked at once, so the
              * hardware prefetcher never gets going and each line costs a full
-             * memory latency: fetch the same place of the next group of four
-             * rows (the rows the caller asks for next) ahead of time. Two
-             * touches per row because two blocks can span more than a line. */
-            _mm_prefetch((const char *)b0 + pf, _MM_HINT_T0);
-            _mm_prefetch((const char *)b1 + pf, _MM_HINT_T0);
-            __m512i xv = q4 ? nibbles64(b0 + 2, b1 + 2) : _mm512_xor_si512(load2(b0 + 2, b1 + 2), off);
-            __m512 dw = splat2_f16(b0, b1);
+             * memory latency: fetch the same place Q_PREFETCH_ROWS rows on
+             * (two groups of four: rows the caller asks for next) ahead of
+             * time. Two touches per row because two blocks can span more
+             * than a line. Without it decode was up to 2x slower. */
+            if (Q_PREFETCH_ROWS > 0) {
+                _mm_prefetch((const char *)b0 + pf, _MM_HINT_T0);
+                _mm_prefetch((const char *)b1 + pf, _MM_HINT_T0);
+            }
+            __m512i xv = il   ? nibbles64_il(b0 + 2, b1 + 2)
+                         : q4 ? nibbles64(b0 + 2, b1 + 2)
+                              : _mm512_xor_si512(load2(b0 + 2, b1 + 2), off);
+            __m512 dw;
+            if (packed) {
+                dw = splat2_f16(b0, b1, sidx);
+            } else {
+                uint16_t h0, h1;
+                memcpy(&h0, b0, 2);
+                memcpy(&h1, b1, 2);
+                dw = splat2(f16(h0), f16(h1));
+            }
 #pragma GCC unroll 4
             for (int t = 0; t < nt; t++) {
                 __m512i p = _mm512_dpbusd_epi32(nys[t], xv, yv[t]);

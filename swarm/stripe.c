@@ -127,7 +127,7 @@ void swarm__fetch_on_piece(swarm_fetch_t *f, int piece)
     if (f->stripe_count < 2 || piece < 0 || piece % f->stripe_count != f->stripe_index)
         return;
     f->share_done++;
-    if (f->share_done < f->share_total || f->blocking || f->block_over || f->n_peers == 0 ||
+    if (f->share_total == 0 || f->share_done < f->share_total || f->blocking || f->block_over || f->n_peers == 0 ||
         f->n_cofetchers == 0 || f->state != FETCH_RUNNING || !f->tor)
         return;
     OX_INFO("swarm: %.19s: own share (%zu pieces) in after %.2f s with %.1f MB of %.1f, %d "

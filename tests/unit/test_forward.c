@@ -170,6 +170,9 @@ static void test_llama_types(void **state)
      * with rows the 4-row kernels cannot take */
     run_case("llama_q8_0_v323", "--arch llama --type q8_0 --tied --vocab 323", 3, TOL_Q8);
     run_case("llama_q4_0_v337", "--arch llama --type q4_0 --vocab 337", 2, TOL_Q4);
+    /* more threads than cores: shares of a few rows, some threads descheduled
+     * while others take over their chunks */
+    run_case("llama_q4_0_7t", "--arch llama --type q4_0 --vocab 330", 7, TOL_Q4);
 }
 
 static void test_qwen2_types(void **state)
