@@ -11,6 +11,7 @@
 #include "api/pull_int.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "swarm/swarm.h"
 
 #define MANIFEST_MAX (4u * 1024 * 1024)
 #define TOKEN_MAX (64u * 1024)
@@ -107,6 +108,10 @@ static void pull_end(pull_t *pl, int status, const char *err)
         pl->req = NULL;
     }
     pull_blob_release(pl);
+    /* a swarm fetch would otherwise run on for a client that is gone; its
+     * done callback still runs once (and drops its pull_ref) */
+    if (pl->swarm_fetch)
+        swarm_fetch_cancel(pl->swarm_fetch);
     uv_timer_stop(&pl->tick);
     uv_timer_stop(&pl->wait);
     uv_close((uv_handle_t *)&pl->tick, on_handle_closed);

@@ -65,6 +65,9 @@ struct pull {
     int finishing_blob;     /* all parts done, waiting for the checkpoint */
     uint64_t last_completed;
     int reported;
+    /* the current blob's swarm fetch (pull_swarm.c), NULL when none; cancelled
+     * by pull_end, cleared by its done callback (which holds a pull_ref) */
+    struct swarm_fetch *swarm_fetch;
 };
 
 /* Sends one status line (streaming only; ignored otherwise). obj is stolen. */

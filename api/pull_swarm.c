@@ -112,6 +112,7 @@ static void on_fetch_done(swarm_fetch_t *f, int status, const char *msg, void *u
 {
     (void)f;
     pull_t *pl = ud;
+    pl->swarm_fetch = NULL; /* f is freed when this returns */
     if (!pl->finished) {
         if (status == 0) {
             blob_committed(pl);
@@ -155,7 +156,8 @@ static void probes_done(pull_swarm_t *ps)
         opts.stripe_count = opts.stripe_index = 0;
     pull_ref(pl);
     int rc = swarm_fetch_start(pl->node->swarm, ps->digest, ps->torrent, ps->torrent_len, peers,
-                               ps->n_holders, &opts, on_fetch_progress, on_fetch_done, pl, NULL);
+                               ps->n_holders, &opts, on_fetch_progress, on_fetch_done, pl,
+                               &pl->swarm_fetch);
     if (rc == OX_EEXIST) {
         pull_unref(pl);
         blob_committed(pl);

@@ -151,7 +151,8 @@ void cas_ingest_abort(cas_ingest_t *in);
 /* Adopts a complete file written elsewhere under tmp/ (a finished pull or
  * swarm fetch): hashes it in one read (feeding the tap), checks it against
  * expect, fsyncs, renames into blobs/ and indexes it. The source file is gone
- * afterwards in every case except OX_EIO. */
+ * afterwards when the blob was committed (or already present) or its bytes did
+ * not match (OX_EDIGEST); after any other failure it is kept for another try. */
 int cas_blob_adopt(cas_t *c, const char *path, const char *expect, char *err, size_t errlen);
 
 /* Partial downloads live at tmp/sha256-<hex>-partial (never under blobs/);

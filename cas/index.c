@@ -314,6 +314,10 @@ static int on_manifest_file(cas_t *c, mvec_t *mv, const char *parts[4])
     }
     if (r->bad)
         OX_WARN("cas: manifest %s is unreadable or malformed; ignored", r->rel);
+    /* A read error may be passing (EIO, EMFILE): look again next time
+     * rather than remember the file as malformed. */
+    if (rc)
+        return 0;
     size_t vl2;
     char *enc = mrec_encode(r, &vl2);
     if (!enc)

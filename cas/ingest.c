@@ -138,9 +138,13 @@ int cas_ingest_begin(cas_t *c, const char *expect, uint64_t size_hint, cas_inges
         return OX_ENOMEM;
     in->c = c;
     memcpy(in->expect, hex, sizeof hex);
+    /* The tap is opened under the lock: once cas_set_tap(c, NULL) returns,
+     * no new open can reach a tap that is being torn down. */
     pthread_mutex_lock(&c->mu);
     unsigned long long seq = ++c->ingest_seq;
     in->tap = c->tap;
+    if (in->tap && in->tap->open)
+        in->tap_st = in->tap->open(in->tap->ud, size_hint);
     pthread_mutex_unlock(&c->mu);
     char name[64];
     snprintf(name, sizeof name, "ingest-%ld-%llu", (long)getpid(), seq);
@@ -162,14 +166,11 @@ int cas_ingest_begin(cas_t *c, const char *expect, uint64_t size_hint, cas_inges
         fallocate(in->fd, FALLOC_FL_KEEP_SIZE, 0, (off_t)size_hint); /* best effort */
     if (!rc)
         rc = ox_sha256_init(&in->sha);
-    if (!rc && in->tap && in->tap->open)
-        in->tap_st = in->tap->open(in->tap->ud, size_hint);
-    if (!rc && staged) {
+    if (!rc && staged)
         rc = cas__stage_open(in->fd, direct, in->tap, in->tap_st, &in->stage);
-        if (rc && in->tap && in->tap->close)
-            in->tap->close(in->tap_st, 0, "", 0);
-    }
     if (rc) {
+        if (in->tap && in->tap->close)
+            in->tap->close(in->tap_st, 0, "", 0);
         if (in->fd >= 0) {
             close(in->fd);
             unlink(in->path);
@@ -327,8 +328,8 @@ int cas_blob_adopt(cas_t *c, const char *path, const char *expect, char *err, si
     posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
     pthread_mutex_lock(&c->mu);
     const cas_tap_t *tap = c->tap;
-    pthread_mutex_unlock(&c->mu);
     void *tst = tap && tap->open ? tap->open(tap->ud, (uint64_t)st.st_size) : NULL;
+    pthread_mutex_unlock(&c->mu);
     /* With a tap, read straight into staging buffers that the stage's tap
      * thread feeds while this thread hashes the next ones. */
     cas_stage_t *stage = NULL;
@@ -382,7 +383,9 @@ int cas_blob_adopt(cas_t *c, const char *path, const char *expect, char *err, si
     int existed = 0;
     if (!rc)
         rc = cas__blob_commit_file(c, path, hex, size, &existed);
-    if (rc && rc != OX_EIO)
+    /* Only bytes proven wrong are thrown away: a passing failure (memory,
+     * I/O) keeps a finished download for the next try. */
+    if (rc == OX_EDIGEST)
         unlink(path);
     if (rc == OX_EIO && err && errlen)
         snprintf(err, errlen, "adopting %s: input/output error", path);

@@ -236,6 +236,15 @@ int cas__blobs_remove_unused(cas_t *c, char (*cand)[65], size_t n_cand, const ca
                              size_t n_recs)
 {
     int removed = 0;
+    /* A manifest that cannot be read or parsed may still name any blob:
+     * while one exists, nothing is removed (the disk is the truth). */
+    for (size_t i = 0; i < n_recs; i++) {
+        if (recs[i].bad) {
+            OX_WARN("cas: not removing unused blobs while manifest %s is unreadable",
+                    recs[i].rel);
+            return 0;
+        }
+    }
     for (size_t i = 0; i < n_cand; i++) {
         if (referenced(cand[i], recs, n_recs))
             continue;

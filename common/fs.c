@@ -133,8 +133,14 @@ int ox_fs_read_all(const char *path, size_t max, char **out, size_t *len)
         ssize_t r = read(fd, buf + got, n - got);
         if (r < 0 && errno == EINTR)
             continue;
-        if (r <= 0)
-            break;
+        if (r < 0) {
+            /* a short buffer would hash or parse as different content */
+            close(fd);
+            free(buf);
+            return OX_EIO;
+        }
+        if (r == 0)
+            break; /* shrank since fstat: what is there is the file */
         got += (size_t)r;
     }
     close(fd);

@@ -202,6 +202,8 @@ static void on_loaded(uv_work_t *w, int status)
     m->state = M_READY;
     m->n_slots = r->cfg.num_parallel;
     m->slots = calloc((size_t)m->n_slots, sizeof *m->slots);
+    if (!m->slots)
+        m->n_slots = 0; /* model_destroy walks n_slots entries */
     int started = 0;
     for (int i = 0; m->slots && i < m->n_slots; i++) {
         m->slots[i].model = m;

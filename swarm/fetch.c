@@ -118,8 +118,14 @@ void swarm__fetch_on_added(swarm_fetch_t *f)
 
 void swarm__fetch_on_state(swarm_fetch_t *f, const swarm_tstat_t *st)
 {
-    if (f->state != FETCH_RUNNING || st->checking)
-        return; /* while staged data is checked the count means nothing yet */
+    if (f->state != FETCH_RUNNING)
+        return;
+    if (st->checking) {
+        /* the count means nothing yet while staged data is checked, and
+         * that local work must not count as peers going silent */
+        f->last_progress_ns = ox_time_mono_ns();
+        return;
+    }
     uint64_t done = st->done > f->size ? f->size : st->done;
     if (f->progressed && done == f->last_done)
         return;
@@ -152,11 +158,16 @@ void swarm__fetch_on_finished(swarm_fetch_t *f)
     if (f->state != FETCH_RUNNING || fetch_move(f, FETCH_RELEASING))
         return;
     swarm__fetch_unblock(f);
-    if (f->progress && f->last_done != f->size)
-        f->progress(f, f->size, f->size, f->ud);
-    f->last_done = f->size;
     OX_INFO("swarm: %.19s: all pieces in after %.2f s", f->digest,
             (double)(ox_time_mono_ns() - f->started_ns) / 1e9);
+    int report = f->last_done != f->size;
+    f->last_done = f->size;
+    if (f->progress && report)
+        f->progress(f, f->size, f->size, f->ud);
+    /* the callback may have cancelled the fetch (its client went away):
+     * then fetch_finish already took the torrent out */
+    if (f->state != FETCH_RELEASING || !f->tor)
+        return;
     /* out of the engine first, so nothing writes the file while the store
      * hashes and renames it */
     swarm__tor_remove(f->s, f->tor);

@@ -439,8 +439,10 @@ void emit(const lt::alert *a, swarm_ev_cb cb, void *ud)
     } else if (auto *x = lt::alert_cast<lt::torrent_finished_alert>(a)) {
         ev.type = SWARM_EV_FINISHED;
         ih_copy(x->handle.info_hashes(), ev.ih);
-        // final counts, before the torrent leaves the session
-        fill_state(x->handle.status(), &ev.st);
+        // final counts, before the torrent leaves the session (a handle
+        // already removed has none: status() would throw)
+        if (x->handle.is_valid())
+            fill_state(x->handle.status(), &ev.st);
     } else if (auto *x = lt::alert_cast<lt::piece_finished_alert>(a)) {
         ev.type = SWARM_EV_PIECE;
         ih_copy(x->handle.info_hashes(), ev.ih);
@@ -503,10 +505,20 @@ void eng_poll(void *p, swarm_ev_cb cb, void *ud)
     auto *e = static_cast<lt_eng *>(p);
     try {
         e->ses->pop_alerts(&e->alerts);
-        for (const lt::alert *a : e->alerts)
-            emit(a, cb, ud);
     } catch (const std::exception &ex) {
         std::fprintf(stderr, "swarm: alert handling failed: %s\n", ex.what());
+        return;
+    }
+    // per alert: one that throws (a handle gone meanwhile) must not drop
+    // the rest of the batch, which may hold a REMOVED a fetch waits for
+    for (const lt::alert *a : e->alerts) {
+        try {
+            emit(a, cb, ud);
+        } catch (const std::exception &ex) {
+            std::fprintf(stderr, "swarm: alert handling failed: %s\n", ex.what());
+        } catch (...) {
+            std::fprintf(stderr, "swarm: alert handling failed\n");
+        }
     }
 }
 

@@ -15,6 +15,7 @@ void swarm_config_init(swarm_config_t *cfg)
     cfg->dht = 1;
     cfg->update_ms = 500;
     cfg->resume_ms = 3000;
+    cfg->idle_timeout_ms = SWARM_IDLE_TIMEOUT_MS;
 }
 
 struct unit {

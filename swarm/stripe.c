@@ -141,9 +141,18 @@ void swarm__fetch_on_piece(swarm_fetch_t *f, int piece)
 
 void swarm__fetch_tick(swarm_t *s, int64_t now)
 {
-    for (swarm_fetch_t *f = s->fetches; f; f = f->next) {
+    for (swarm_fetch_t *f = s->fetches, *next; f; f = next) {
+        next = f->next; /* a timed-out fetch leaves the list */
         if (f->state != FETCH_RUNNING || !f->tor)
             continue;
+        if (now - f->last_progress_ns > (int64_t)s->cfg.idle_timeout_ms * 1000000) {
+            /* every holder gone: end it so the caller can try elsewhere
+             * (staged data stays for a later resume) */
+            OX_WARN("swarm: %s: no progress for %d ms, giving up", f->digest,
+                    s->cfg.idle_timeout_ms);
+            swarm__fetch_fail(f, OX_ETIMEOUT, "no progress from any peer");
+            continue;
+        }
         if (f->blocking && now - f->last_progress_ns > (int64_t)SWARM_STALL_MS * 1000000) {
             OX_INFO("swarm: %s: no progress for %d ms with holders blocked, unblocking",
                     f->digest, SWARM_STALL_MS);

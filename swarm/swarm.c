@@ -70,10 +70,19 @@ void swarm__tor_remove(swarm_t *s, swarm_tor_t *t)
 {
     if (t->state == TOR_REMOVING)
         return;
-    /* never reached the engine, or already gone: nothing to wait for */
-    if (t->state == TOR_PREPARING ||
-        (t->state == TOR_ACTIVE && s->ops->remove(s->eng, t->ih) == OX_ENOTFOUND)) {
+    /* never reached the engine, or already gone (or the engine cannot take
+     * it out): no REMOVED event will come, so finish here what it would */
+    int rc = t->state == TOR_ACTIVE ? s->ops->remove(s->eng, t->ih) : 0;
+    if (t->state == TOR_PREPARING || rc == OX_ENOTFOUND || rc == OX_ESTATE) {
+        if (rc == OX_ESTATE)
+            OX_WARN("swarm: engine could not remove %s", t->digest);
+        swarm_fetch_t *f = t->fetch;
+        t->fetch = NULL;
         swarm__tor_free(s, t);
+        if (f) {
+            f->tor = NULL;
+            swarm__fetch_on_removed(f);
+        }
         return;
     }
     /* from ADDING the engine is asked once ADDED arrives */
@@ -296,7 +305,8 @@ static void on_engine_event(void *ud, const swarm_ev_t *ev)
         swarm__tor_free(s, t);
         break;
     case SWARM_EV_FINISHED:
-        t->st = ev->st;
+        if (ev->st.size) /* no counts when the handle was already gone */
+            t->st = ev->st;
         if (f && t->state == TOR_ACTIVE)
             swarm__fetch_on_finished(f);
         break;
@@ -454,6 +464,8 @@ int swarm_new(uv_loop_t *loop, cas_t *cas, const swarm_config_t *cfg, swarm_t **
         s->cfg.update_ms = 500;
     if (s->cfg.resume_ms <= 0)
         s->cfg.resume_ms = 3000;
+    if (s->cfg.idle_timeout_ms <= 0)
+        s->cfg.idle_timeout_ms = SWARM_IDLE_TIMEOUT_MS;
     s->ops = &swarm_engine_libtorrent;
     s->loop_thread = uv_thread_self();
     atomic_init(&s->wake_ready, 0);

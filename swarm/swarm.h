@@ -49,7 +49,12 @@ typedef struct swarm_config {
                              * tree kept at commit (no read at all) */
     int update_ms;          /* progress period, default 500 */
     int resume_ms;          /* resume data period for fetches, default 3000 */
+    int idle_timeout_ms;    /* a fetch that gets no new verified byte for
+                             * this long ends with OX_ETIMEOUT (every holder
+                             * gone), default SWARM_IDLE_TIMEOUT_MS */
 } swarm_config_t;
+
+#define SWARM_IDLE_TIMEOUT_MS 30000
 
 /* Defaults: all interfaces, any port, no caps, DHT on, seed mode. */
 void swarm_config_init(swarm_config_t *cfg);
@@ -95,7 +100,8 @@ int swarm_torrent_get(swarm_t *s, const char *digest, void **bytes, size_t *len)
 /* Progress with real byte counts: done = bytes of the file verified so far. */
 typedef void (*swarm_progress_cb)(swarm_fetch_t *f, uint64_t done, uint64_t total, void *ud);
 /* Runs once per started fetch: status 0 when the blob is committed to the
- * store (and seeded), else a negative code and words in msg. f is freed
+ * store (and seeded), else a negative code and words in msg (OX_ETIMEOUT:
+ * no progress from any peer for cfg.idle_timeout_ms). f is freed
  * when it returns. */
 typedef void (*swarm_done_cb)(swarm_fetch_t *f, int status, const char *msg, void *ud);
 

@@ -115,6 +115,23 @@ def test_cli_roundtrip():
     assert d.cli("--version").stdout.decode().startswith("ollamax version")
 
 
+def test_unreadable_manifest_keeps_its_blobs():
+    d = Daemon("127.0.0.2").start()
+    g = mkgguf(os.path.join(tempdir(), "tiny.gguf"), "--seed", 6)
+    gdigest = create_model(d, "one", g)
+    create_model(d, "two", g)
+    # "one" becomes unreadable behind the daemon's back: it may still name
+    # any blob, so deleting "two" must not take the shared layer with it
+    path = os.path.join(d.models, "manifests", "registry.ollama.ai", "library", "one", "latest")
+    with open(path, "w") as f:
+        f.write("{not a manifest")
+    r = d.api("DELETE", "/api/delete", {"model": "two"})
+    assert r.status == 200, r
+    assert ("sha256-" + gdigest[7:]) in d.blob_files(), d.blob_files()
+    names = [m["name"] for m in d.api("GET", "/api/tags").json()["models"]]
+    assert names == [], names
+
+
 def test_adopts_existing_ollama_dir():
     a = Daemon("127.0.0.2").start()
     g = mkgguf(os.path.join(tempdir(), "tiny.gguf"), "--seed", 4)
