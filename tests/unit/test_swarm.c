@@ -46,6 +46,8 @@ static void check_on_loop(void)
         off_loop_callbacks++;
 }
 
+static int idle_timeout_ms; /* 0 = the default; set by the timeout test */
+
 static void node_open(uv_loop_t *loop, node_t *n, const char *ip, uint64_t max_up,
                       int verify_seeds)
 {
@@ -67,6 +69,8 @@ static void node_open(uv_loop_t *loop, node_t *n, const char *ip, uint64_t max_u
     cfg.verify_seeds = verify_seeds;
     cfg.update_ms = 100;
     cfg.resume_ms = 300;
+    if (idle_timeout_ms)
+        cfg.idle_timeout_ms = idle_timeout_ms;
     rc = swarm_new(loop, n->cas, &cfg, &n->sw, err, sizeof err);
     if (rc)
         fail_msg("swarm_new: %s", err);
@@ -880,6 +884,155 @@ static void test_stripe_stall_unblocks(void **state)
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+/* A progress callback that cancels the fetch once it reports the whole blob
+ * (a pull whose client went away): the fetch must end once, canceled, with
+ * nothing committed, and no use of the torrent it already left. */
+typedef struct cancel_ctx {
+    fetch_ctx_t fc;
+    int cancels;
+} cancel_ctx_t;
+
+static void on_progress_cancel_at_end(swarm_fetch_t *f, uint64_t done, uint64_t total, void *ud)
+{
+    cancel_ctx_t *c = ud;
+    on_progress(f, done, total, &c->fc);
+    if (done == total) {
+        c->cancels++;
+        swarm_fetch_cancel(f);
+        swarm_fetch_cancel(f); /* twice: the second is a no-op */
+    }
+}
+
+static void on_done_cancel(swarm_fetch_t *f, int status, const char *msg, void *ud)
+{
+    on_done(f, status, msg, &((cancel_ctx_t *)ud)->fc);
+}
+
+static int cancel_done(void *ud)
+{
+    return ((cancel_ctx_t *)ud)->fc.done > 0;
+}
+
+struct tor_gone {
+    swarm_t *sw;
+    const char *digest;
+};
+
+static int torrent_gone(void *ud)
+{
+    struct tor_gone *g = ud;
+    char st[32];
+    torrent_state(g->sw, g->digest, st, sizeof st, NULL);
+    return st[0] == 0;
+}
+
+static void test_cancel_in_final_progress(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    node_t nodes[2];
+    const char *ips[2] = {"127.0.0.2", "127.0.0.4"};
+    node_open(&loop, &nodes[0], ips[0], 0, 0);
+    node_open(&loop, &nodes[1], ips[1], 0, 0);
+    size_t size = (2u << 20) + 77;
+    uint8_t *data = random_bytes(size, 91);
+    char digest[72], ea[64];
+    ingest(nodes[0].cas, data, size, digest);
+    seeding_wait_t w = {nodes, 1, digest};
+    assert_true(run_until(&loop, all_seeding_and_listening, &w, 20));
+    void *ta;
+    size_t la;
+    assert_int_equal(swarm_torrent_get(nodes[0].sw, digest, &ta, &la), 0);
+    endpoint_of(&nodes[0], ips[0], ea, sizeof ea);
+    const char *peers[1] = {ea};
+    cancel_ctx_t cc = {0};
+    assert_int_equal(swarm_fetch_start(nodes[1].sw, digest, ta, la, peers, 1, NULL,
+                                       on_progress_cancel_at_end, on_done_cancel, &cc, NULL), 0);
+    assert_true(run_until(&loop, cancel_done, &cc, 60));
+    for (int i = 0; i < 5; i++)
+        uv_run(&loop, UV_RUN_NOWAIT); /* a second done would show here */
+    assert_int_equal(cc.cancels, 1);
+    assert_int_equal(cc.fc.done, 1);
+    assert_int_equal(cc.fc.status, OX_ECANCELED);
+    assert_int_equal(cc.fc.last_done, size);
+    uint64_t have = 0;
+    assert_int_not_equal(cas_blob_stat(nodes[1].cas, digest, &have), 0); /* not committed */
+    /* the fetcher is still sound: once the engine let go of the canceled
+     * torrent, a new fetch of the same blob completes */
+    struct tor_gone tg = {nodes[1].sw, digest};
+    assert_true(run_until(&loop, torrent_gone, &tg, 20));
+    fetch_ctx_t fc = {0};
+    assert_int_equal(swarm_fetch_start(nodes[1].sw, digest, ta, la, peers, 1, NULL, on_progress,
+                                       on_done, &fc, NULL), 0);
+    assert_true(run_until(&loop, fetch_done, &fc, 60));
+    if (fc.status)
+        fail_msg("second fetch failed: %s", fc.msg);
+    assert_int_equal(cas_blob_verify(nodes[1].cas, digest), 0);
+    free(ta);
+    free(data);
+    nodes_close(&loop, nodes, 2);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+/* The only holder goes away mid-fetch: the fetch must end with OX_ETIMEOUT
+ * after the idle timeout instead of waiting forever. */
+static int some_progress(void *ud)
+{
+    fetch_ctx_t *c = ud;
+    return c->last_done >= (1u << 20) || c->done;
+}
+
+static void test_fetch_times_out_without_holders(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    node_t nodes[2];
+    const char *ips[2] = {"127.0.0.2", "127.0.0.4"};
+    idle_timeout_ms = 4000; /* well above the start-up of a fetch under ASan */
+    node_open(&loop, &nodes[0], ips[0], 1u << 20, 0); /* slow: still running when cut */
+    node_open(&loop, &nodes[1], ips[1], 0, 0);
+    idle_timeout_ms = 0;
+    size_t size = (12u << 20) + 5;
+    uint8_t *data = random_bytes(size, 93);
+    char digest[72], ea[64];
+    ingest(nodes[0].cas, data, size, digest);
+    seeding_wait_t w = {nodes, 1, digest};
+    assert_true(run_until(&loop, all_seeding_and_listening, &w, 20));
+    void *ta;
+    size_t la;
+    assert_int_equal(swarm_torrent_get(nodes[0].sw, digest, &ta, &la), 0);
+    endpoint_of(&nodes[0], ips[0], ea, sizeof ea);
+    const char *peers[1] = {ea};
+    fetch_ctx_t fc = {0};
+    assert_int_equal(swarm_fetch_start(nodes[1].sw, digest, ta, la, peers, 1, NULL, on_progress,
+                                       on_done, &fc, NULL), 0);
+    assert_true(run_until(&loop, some_progress, &fc, 30));
+    assert_int_equal(fc.done, 0);
+
+    /* the holder stops */
+    swarm_close(nodes[0].sw, on_closed, &nodes[0]);
+    while (!nodes[0].closed)
+        uv_run(&loop, UV_RUN_ONCE);
+    nodes[0].sw = NULL;
+    int64_t cut = ox_time_mono_ns();
+    assert_true(run_until(&loop, fetch_done, &fc, 30));
+    double waited = (double)(ox_time_mono_ns() - cut) / 1e9;
+    fprintf(stderr, "# ended after %.2f s: %s (%llu of %zu verified)\n", waited, fc.msg,
+            (unsigned long long)fc.last_done, size);
+    assert_int_equal(fc.status, OX_ETIMEOUT);
+    assert_string_equal(fc.msg, "no progress from any peer");
+    assert_true(fc.last_done < size);
+    assert_true(waited >= 3.0 && waited < 20.0);
+    uint64_t have = 0;
+    assert_int_not_equal(cas_blob_stat(nodes[1].cas, digest, &have), 0);
+    free(ta);
+    free(data);
+    nodes_close(&loop, nodes, 2);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 int main(void)
 {
     main_thread = uv_thread_self();
@@ -896,6 +1049,8 @@ int main(void)
         cmocka_unit_test(test_stripe_assign),
         cmocka_unit_test(test_striped_cofetchers_one_copy),
         cmocka_unit_test(test_stripe_stall_unblocks),
+        cmocka_unit_test(test_cancel_in_final_progress),
+        cmocka_unit_test(test_fetch_times_out_without_holders),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
