@@ -52,13 +52,15 @@ def test_malformed_json_and_missing_body():
 
 def test_invalid_names_and_digests():
     d = Daemon("127.0.0.2").start()
+    create_model(d, "src", mkgguf(os.path.join(tempdir(), "src.gguf"), "--seed", 8))
     before = snapshot(d)
     for bad in ("", "a//b", "bad name", "x:y:z", "../../etc/passwd", "-lead", "a" * 81, "m:" + "t" * 81):
         r = d.api("POST", "/api/show", {"model": bad})
         assert r.status in (400, 404), (bad, r)
         assert "error" in r.json()
-        r = d.api("POST", "/api/copy", {"source": "x", "destination": bad})
-        assert r.status in (400, 404), (bad, r)
+        # the source exists, so only the destination's name can be refused
+        r = d.api("POST", "/api/copy", {"source": "src", "destination": bad})
+        assert r.status == 400 and r.json() == {"error": "invalid model name"}, (bad, r)
     r = d.api("POST", "/api/create", {"model": "../evil", "from": "x"})
     assert r.status == 400 and r.json() == {"error": "invalid model name"}, r
     for bad in ("sha256:1234", "md5:" + "0" * 64, "sha256:" + "g" * 64, "sha256-" + "0" * 63):
