@@ -34,6 +34,7 @@ typedef struct upload {
     uv_work_t work;
     int inflight, committing, ended, paused;
     int failed;           /* first error; rest of the body is dropped */
+    int write_rc;         /* last write's result: set in the pool, read after it */
     int existed;
     int commit_rc;
     char out_digest[72];
@@ -107,11 +108,8 @@ static void pump(upload_t *u);
 static void on_write(uv_work_t *w)
 {
     upload_t *u = w->data;
-    int rc = cas_ingest_write(u->in, u->wbuf.data, u->wbuf.len);
-    if (rc != 0) {
-        u->failed = rc;
-        snprintf(u->err, sizeof u->err, "write blob: %s", ox_strerror(rc));
-    }
+    /* Only write_rc is touched here: failed and err belong to the loop. */
+    u->write_rc = cas_ingest_write(u->in, u->wbuf.data, u->wbuf.len);
 }
 
 static void on_write_done(uv_work_t *w, int status)
@@ -119,6 +117,10 @@ static void on_write_done(uv_work_t *w, int status)
     upload_t *u = w->data;
     u->inflight = 0;
     ox_buf_reset(&u->wbuf);
+    if (u->write_rc != 0 && !u->failed) {
+        u->failed = u->write_rc;
+        snprintf(u->err, sizeof u->err, "write blob: %s", ox_strerror(u->write_rc));
+    }
     if (status != 0 && !u->failed) {
         u->failed = OX_ECANCELED;
         snprintf(u->err, sizeof u->err, "write blob: canceled");
