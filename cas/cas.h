@@ -108,26 +108,23 @@ int cas_blob_stat(cas_t *c, const char *digest, uint64_t *size);
  * then removed from blobs/ and the index so it can be fetched again). */
 int cas_blob_verify(cas_t *c, const char *digest);
 
-/* Taps see every byte of every blob entering the store, in order, in the same
- * read that computes the sha256 (the swarm builds its merkle tree here).
- * open returns per-blob state (NULL is allowed and means "not interested");
- * close is called once with ok=1 and the canonical digest when the blob was
- * committed, or ok=0 when it was not. open and close run on whatever thread
- * begins and commits (or aborts) the blob. One tap per store; the pointer must
- * outlive the store.
- * Threads: for large blobs the store calls feed from a thread of its own,
- * beside the whole-file hash (two full hashes in parallel, the data still
- * read once), so open, feed and close of one blob may run on different
- * threads, and feed must not touch state of the caller's thread without its
- * own locking. The calls never overlap for one blob
- * (each feed returns before the next starts, close comes after the last
- * feed returned), but feeds of different blobs may run at the same time.
- * When a blob is not committed (abort, write error) the tap may have seen
- * only a prefix of its bytes before close(ok=0). A NULL state from open is
- * never fed. */
+/* Taps see every blob entering the store as the SHA-256 of each 16 KiB leaf
+ * (BitTorrent v2 leaves), computed in the same pass as the blob's sha256
+ * (ox_blobhash: about the cost of one hash; the swarm builds its merkle tree
+ * from them). open returns per-blob state (NULL is allowed and means "not
+ * interested"); leaf gets each leaf digest in order with the bytes it covers
+ * (16 KiB, the last one may be shorter); close is called once with ok=1 and
+ * the canonical digest when the blob was committed, or ok=0 when it was not.
+ * open, leaf and close run on whatever thread begins, writes and commits (or
+ * aborts) the blob, so they may run on different threads for one blob but
+ * never overlap for it (close comes after the last leaf returned); calls for
+ * different blobs may run at the same time. When a blob is not committed
+ * (abort, write error) the tap may have seen only a prefix of its leaves
+ * before close(ok=0). A NULL state from open is never fed. One tap per store;
+ * the pointer must outlive the store. */
 typedef struct cas_tap {
     void *(*open)(void *ud, uint64_t size_hint /* 0 = unknown */);
-    void (*feed)(void *st, const void *p, size_t n);
+    void (*leaf)(void *st, const uint8_t leaf[32], uint32_t len);
     void (*close)(void *st, int ok, const char *digest, uint64_t size);
     void *ud;
 } cas_tap_t;

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "cas/cas.h"
+#include "common/sha256.h"
 
 #define CAS_PATH_MAX 4096
 
@@ -69,16 +70,17 @@ int cas__blobs_list_disk(cas_t *c, char (**hexes)[65], uint64_t **sizes, size_t 
 /* Fills r (mtime, sizes, hex, refs) from the manifest bytes. */
 int cas__mrec_fill(cas_mrec_t *r, const char *json, size_t len, int64_t mtime_ns);
 
-/* ---- stage.c: the ingest writer and tap threads ---- */
+/* ---- stage.c: the ingest writer and hash threads ---- */
 typedef struct cas_stage cas_stage_t;
 /* Starts the consumers of a ring of staging buffers: a writer for fd when
  * fd >= 0 (opened with O_DIRECT when direct is set; the writer drops
- * O_DIRECT itself when the file system refuses it) and a tap thread that
- * calls tap->feed(tap_st, ...) when tap has a feed and tap_st is non-NULL.
- * Both see every submitted byte once, in order, in buffers of up to 8 MiB.
- * tap and tap_st are borrowed: the caller closes the tap only after
- * cas__stage_finish or cas__stage_free returned (no feed runs after that). */
-int cas__stage_open(int fd, int direct, const cas_tap_t *tap, void *tap_st, cas_stage_t **out);
+ * O_DIRECT itself when the file system refuses it) and, when bh is non-NULL,
+ * a hash thread that feeds every byte to ox_blobhash_update(bh) (which calls
+ * its leaf callback on that thread). Both see every submitted byte once, in
+ * order, in buffers of up to 8 MiB. bh is borrowed: the caller finalises it
+ * only after cas__stage_finish returned 0, and frees it after
+ * cas__stage_finish or cas__stage_free returned. */
+int cas__stage_open(int fd, int direct, ox_blobhash_t *bh, cas_stage_t **out);
 /* Copies p into staging buffers (blocks while all are busy). Returns the
  * first error seen so far (write error, OOM). */
 int cas__stage_write(cas_stage_t *s, const void *p, size_t n);

@@ -2,11 +2,11 @@
  * finished files (pulls, swarm fetches).
  *
  * The data is never read back from disk: ingest copies the caller's bytes
- * into staging buffers (stage.c) and hashes the copy while it is hot in the
- * cache; the stage's writer thread writes those buffers and its tap thread
- * feeds them to the tap, beside the hash. Adopt reads the file once, into
- * staging buffers, hashes them and lets the tap thread feed them. Nothing is
- * visible in blobs/ before the sha256 matches and the data is fsynced. */
+ * into staging buffers (stage.c); the stage's writer thread writes them and
+ * its hash thread computes the sha256 and the 16 KiB leaf digests the tap
+ * wants in one pass (ox_blobhash). Adopt reads the file once, into staging
+ * buffers, for the hash thread. Nothing is visible in blobs/ before the
+ * sha256 matches and the data is fsynced. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -24,20 +24,30 @@
 
 #define ADOPT_CHUNK (4u << 20)
 #define CAS_STAGE_MIN (4u << 20)
-/* Copy-then-hash step: small enough that the hash reads what the copy just
- * wrote from L2, large enough that the per-step cost is noise. */
-#define INGEST_PIECE (256u << 10)
+
+/* The tap's view of a blob: its leaf digests, from the hashing thread. */
+typedef struct tap_feed {
+    const cas_tap_t *tap;
+    void *st;
+} tap_feed_t;
+
+static void on_leaf(void *ud, const uint8_t leaf[32], uint32_t len)
+{
+    const tap_feed_t *f = ud;
+    f->tap->leaf(f->st, leaf, len);
+}
 
 struct cas_ingest {
     cas_t *c;
     int fd;
     int failed; /* first write error; commit reports it */
     cas_stage_t *stage; /* NULL for small blobs: plain writes */
-    ox_sha256_t sha;
+    ox_blobhash_t bh;
     uint64_t size;
     char expect[65]; /* "" when not given */
     const cas_tap_t *tap;
     void *tap_st;
+    tap_feed_t feed;
     char path[CAS_PATH_MAX];
 };
 
@@ -164,10 +174,13 @@ int cas_ingest_begin(cas_t *c, const char *expect, uint64_t size_hint, cas_inges
         rc = OX_EIO;
     if (!rc && size_hint)
         fallocate(in->fd, FALLOC_FL_KEEP_SIZE, 0, (off_t)size_hint); /* best effort */
+    in->feed.tap = in->tap;
+    in->feed.st = in->tap_st;
+    int leaves = in->tap && in->tap->leaf && in->tap_st;
     if (!rc)
-        rc = ox_sha256_init(&in->sha);
+        rc = ox_blobhash_init(&in->bh, leaves ? on_leaf : NULL, &in->feed);
     if (!rc && staged)
-        rc = cas__stage_open(in->fd, direct, in->tap, in->tap_st, &in->stage);
+        rc = cas__stage_open(in->fd, direct, &in->bh, &in->stage);
     if (rc) {
         if (in->tap && in->tap->close)
             in->tap->close(in->tap_st, 0, "", 0);
@@ -175,7 +188,7 @@ int cas_ingest_begin(cas_t *c, const char *expect, uint64_t size_hint, cas_inges
             close(in->fd);
             unlink(in->path);
         }
-        ox_sha256_free(&in->sha);
+        ox_blobhash_free(&in->bh);
         free(in);
         return rc;
     }
@@ -183,35 +196,9 @@ int cas_ingest_begin(cas_t *c, const char *expect, uint64_t size_hint, cas_inges
     return 0;
 }
 
-/* Staged: copy a piece into the filling buffer and hash the copy (so the
- * digest covers exactly the bytes the writer and the tap see). */
-static int stage_hash(cas_ingest_t *in, const char *q, size_t n)
-{
-    while (n) {
-        char *d;
-        size_t k;
-        int rc = cas__stage_next(in->stage, &d, &k);
-        if (rc)
-            return rc;
-        if (k > n)
-            k = n;
-        if (k > INGEST_PIECE)
-            k = INGEST_PIECE;
-        memcpy(d, q, k);
-        rc = ox_sha256_update(&in->sha, d, k);
-        if (rc)
-            return rc;
-        cas__stage_put(in->stage, k);
-        q += k;
-        n -= k;
-    }
-    return 0;
-}
-
-/* The hot path of uploads: one copy into the stage and one hash on this
- * thread; writing and the tap's feed run on the stage's threads meanwhile;
- * no locks beyond the hand-over of full 8 MiB buffers. Small blobs: one
- * write(2), hash and feed inline. */
+/* The hot path of uploads: one copy into the stage; hashing and writing run
+ * on the stage's threads meanwhile; no locks beyond the hand-over of full
+ * 8 MiB buffers. Small blobs: one write(2) and the hash inline. */
 int cas_ingest_write(cas_ingest_t *in, const void *p, size_t n)
 {
     if (in->failed)
@@ -220,13 +207,11 @@ int cas_ingest_write(cas_ingest_t *in, const void *p, size_t n)
         return 0;
     int rc;
     if (in->stage) {
-        rc = stage_hash(in, p, n);
+        rc = cas__stage_write(in->stage, p, n);
     } else {
         rc = write_all(in->fd, p, n);
         if (!rc)
-            rc = ox_sha256_update(&in->sha, p, n);
-        if (!rc && in->tap && in->tap->feed && in->tap_st)
-            in->tap->feed(in->tap_st, p, n);
+            rc = ox_blobhash_update(&in->bh, p, n);
     }
     if (rc) {
         in->failed = rc;
@@ -241,14 +226,14 @@ static void ingest_free(cas_ingest_t *in, int ok, const char *hex)
     char digest[72] = "";
     if (hex && hex[0])
         snprintf(digest, sizeof digest, "sha256:%s", hex);
-    cas__stage_free(in->stage); /* joins the tap thread: no feed after close */
+    cas__stage_free(in->stage); /* joins the hash thread: no leaf after close */
     if (in->tap && in->tap->close)
         in->tap->close(in->tap_st, ok, digest, in->size);
     if (in->fd >= 0)
         close(in->fd);
     if (!ok)
         unlink(in->path);
-    ox_sha256_free(&in->sha);
+    ox_blobhash_free(&in->bh);
     free(in);
 }
 
@@ -269,7 +254,7 @@ int cas_ingest_commit(cas_ingest_t *in, char digest_out[72], int *existed, char 
         rc = cas__stage_finish(in->stage);
     int64_t t1 = ox_time_mono_ns();
     if (!rc)
-        rc = ox_sha256_final(&in->sha, raw);
+        rc = ox_blobhash_final(&in->bh, raw);
     if (!rc) {
         ox_hex_encode(raw, 32, hex);
         if (in->expect[0] && strcmp(in->expect, hex) != 0) {
@@ -330,23 +315,20 @@ int cas_blob_adopt(cas_t *c, const char *path, const char *expect, char *err, si
     const cas_tap_t *tap = c->tap;
     void *tst = tap && tap->open ? tap->open(tap->ud, (uint64_t)st.st_size) : NULL;
     pthread_mutex_unlock(&c->mu);
-    /* With a tap, read straight into staging buffers that the stage's tap
-     * thread feeds while this thread hashes the next ones. */
+    /* Read straight into staging buffers that the stage's hash thread
+     * consumes while this thread reads the next ones. */
+    tap_feed_t feed = {tap, tst};
+    int leaves = tap && tap->leaf && tst;
+    ox_blobhash_t bh;
     cas_stage_t *stage = NULL;
-    char *buf = NULL;
-    int rc = 0;
-    if (tap && tap->feed && tst)
-        rc = cas__stage_open(-1, 0, tap, tst, &stage);
-    else if (!(buf = cas__bigbuf_alloc(ADOPT_CHUNK)))
-        rc = OX_ENOMEM;
-    ox_sha256_t sha = {0};
+    int rc = ox_blobhash_init(&bh, leaves ? on_leaf : NULL, &feed);
     if (!rc)
-        rc = ox_sha256_init(&sha);
+        rc = cas__stage_open(-1, 0, &bh, &stage);
     uint64_t size = 0;
     while (!rc) {
-        char *p = buf;
-        size_t room = ADOPT_CHUNK;
-        if (stage && (rc = cas__stage_next(stage, &p, &room)) != 0)
+        char *p;
+        size_t room;
+        if ((rc = cas__stage_next(stage, &p, &room)) != 0)
             break;
         if (room > ADOPT_CHUNK)
             room = ADOPT_CHUNK;
@@ -357,19 +339,16 @@ int cas_blob_adopt(cas_t *c, const char *path, const char *expect, char *err, si
             rc = OX_EIO;
         if (r <= 0)
             break;
-        rc = ox_sha256_update(&sha, p, (size_t)r);
-        if (!rc && stage)
-            cas__stage_put(stage, (size_t)r);
+        cas__stage_put(stage, (size_t)r);
         size += (uint64_t)r;
     }
-    if (!rc && stage)
+    if (!rc)
         rc = cas__stage_finish(stage);
-    cas__stage_free(stage); /* joins the tap thread: no feed after close */
+    cas__stage_free(stage); /* joins the hash thread: no leaf after close */
     uint8_t raw[32];
     if (!rc)
-        rc = ox_sha256_final(&sha, raw);
-    ox_sha256_free(&sha);
-    cas__bigbuf_free(buf, ADOPT_CHUNK);
+        rc = ox_blobhash_final(&bh, raw);
+    ox_blobhash_free(&bh);
     if (!rc) {
         ox_hex_encode(raw, 32, hex);
         if (want[0] && strcmp(want, hex) != 0) {

@@ -1,6 +1,6 @@
 /* The ingest stage: a ring of aligned buffers that the caller fills in order
  * and that up to two threads consume in the same order: a writer (the temp
- * file) and a tap thread (the store's tap, e.g. the swarm's merkle tree).
+ * file) and a hash thread (the blob's sha256 and its 16 KiB leaves).
  *
  * Why a writer: on the disks we run on, write(2) through the page cache moves
  * about 0.5 GB/s while SHA-NI hashes about 1.4 GB/s, so a write-then-hash loop
@@ -10,11 +10,10 @@
  * system allows it (no page-cache copy), falling back to plain writes
  * otherwise, and flushes as it goes so the commit's fsync has little left.
  *
- * Why a tap thread: the swarm's tap runs a second full SHA-256 pass (16 KiB
- * merkle leaves). On the caller's thread it doubled the CPU per byte; here it
- * runs beside the caller's whole-file hash over the very bytes being written,
- * so the data is still read once. It is separate from the writer so that a
- * slow disk and a slow tap overlap instead of adding up.
+ * Why a hash thread: hashing (ox_blobhash: sha256 and leaves, ~1.4 GB/s) is
+ * the longest stage; on its own thread it overlaps the caller's copy (and the
+ * socket reads before it) instead of adding to them. It is separate from the
+ * writer so that a slow disk and the hash overlap instead of adding up.
  *
  * A buffer is free again once every consumer is done with it. Consumers skip
  * their work after the first error (or an abort), but still release buffers,
@@ -44,15 +43,14 @@
 #define STAGE_SYNC_EVERY (128ull << 20)
 
 enum { BUF_FREE, BUF_FILLING, BUF_FULL };
-enum { C_WRITE, C_TAP, C_COUNT };
+enum { C_WRITE, C_HASH, C_COUNT };
 
 struct cas_stage {
     int fd;       /* -1: no writer */
     int direct;   /* writer thread only */
     uint64_t off; /* writer thread only */
     uint64_t synced; /* writer thread only: off at the last fdatasync */
-    const cas_tap_t *tap; /* NULL: no tap thread */
-    void *tap_st;
+    ox_blobhash_t *bh; /* NULL: no hash thread */
     pthread_t th[C_COUNT];
     int running[C_COUNT]; /* th[i] started and not yet joined */
     unsigned want;        /* bit per consumer that runs */
@@ -172,7 +170,7 @@ static void consume(cas_stage_t *s, int k)
         if (!skip && k == C_WRITE)
             rc = write_block(s, s->buf[h], s->len[h]);
         else if (!skip)
-            s->tap->feed(s->tap_st, s->buf[h], s->len[h]);
+            rc = ox_blobhash_update(s->bh, s->buf[h], s->len[h]);
         int64_t dt = ox_time_mono_ns() - t0;
         pthread_mutex_lock(&s->mu);
         s->t_busy[k] += dt;
@@ -193,9 +191,9 @@ static void *on_write_thread(void *arg)
     return NULL;
 }
 
-static void *on_tap_thread(void *arg)
+static void *on_hash_thread(void *arg)
 {
-    consume(arg, C_TAP);
+    consume(arg, C_HASH);
     return NULL;
 }
 
@@ -213,7 +211,7 @@ static void stop_join(cas_stage_t *s)
     }
 }
 
-int cas__stage_open(int fd, int direct, const cas_tap_t *tap, void *tap_st, cas_stage_t **out)
+int cas__stage_open(int fd, int direct, ox_blobhash_t *bh, cas_stage_t **out)
 {
     cas_stage_t *s = calloc(1, sizeof *s);
     if (!s)
@@ -221,14 +219,11 @@ int cas__stage_open(int fd, int direct, const cas_tap_t *tap, void *tap_st, cas_
     s->fd = fd;
     s->direct = direct;
     s->t_open = ox_time_mono_ns();
-    if (tap && tap->feed && tap_st) {
-        s->tap = tap;
-        s->tap_st = tap_st;
-    }
+    s->bh = bh;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
-    void *(*fn[C_COUNT])(void *) = {on_write_thread, on_tap_thread};
-    int use[C_COUNT] = {fd >= 0, s->tap != NULL};
+    void *(*fn[C_COUNT])(void *) = {on_write_thread, on_hash_thread};
+    int use[C_COUNT] = {fd >= 0, bh != NULL};
     for (int k = 0; k < C_COUNT; k++) {
         if (!use[k])
             continue;
@@ -323,10 +318,10 @@ int cas__stage_finish(cas_stage_t *s)
     pthread_mutex_unlock(&s->mu);
     stop_join(s);
     OX_DEBUG("cas stage: %llu bytes in %.3f s; caller waited %.3f s, writer busy %.3f s, "
-             "tap busy %.3f s",
+             "hash busy %.3f s",
              (unsigned long long)s->bytes, (double)(ox_time_mono_ns() - s->t_open) / 1e9,
              (double)s->t_wait / 1e9, (double)s->t_busy[C_WRITE] / 1e9,
-             (double)s->t_busy[C_TAP] / 1e9);
+             (double)s->t_busy[C_HASH] / 1e9);
     return s->err;
 }
 

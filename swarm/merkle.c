@@ -143,9 +143,9 @@ static int keep_leaf(merkle_t *m, const uint8_t leaf[32])
     return 0;
 }
 
-static int leaf_push(merkle_t *m, const uint8_t *p, size_t n)
+static int leaf_add(merkle_t *m, const uint8_t leaf[32])
 {
-    ox_sha256_raw(p, n, m->cur[m->cur_n]);
+    memcpy(m->cur[m->cur_n], leaf, 32);
     if (m->keep_leaves && keep_leaf(m, m->cur[m->cur_n]))
         return OX_ENOMEM;
     m->cur_n++;
@@ -157,6 +157,24 @@ static int leaf_push(merkle_t *m, const uint8_t *p, size_t n)
     int rc = merkle_root((const uint8_t(*)[32])m->cur, m->cur_n, MERKLE_CHUNK_LEAVES, zero, root);
     m->cur_n = 0;
     return rc ? rc : chunk_push(m, root);
+}
+
+static int leaf_push(merkle_t *m, const uint8_t *p, size_t n)
+{
+    uint8_t leaf[32];
+    ox_sha256_raw(p, n, leaf);
+    return leaf_add(m, leaf);
+}
+
+int merkle_feed_leaf(merkle_t *m, const uint8_t leaf[32], uint32_t len)
+{
+    if (m->oom)
+        return OX_ENOMEM;
+    /* leaves must tile the file: only the last may be short */
+    if (m->block_len || (m->size % MERKLE_BLOCK) || len == 0 || len > MERKLE_BLOCK)
+        return OX_EINVAL;
+    m->size += len;
+    return leaf_add(m, leaf);
 }
 
 int merkle_feed(merkle_t *m, const void *data, size_t n)

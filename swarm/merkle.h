@@ -61,6 +61,10 @@ void merkle_init(merkle_t *m);
 /* Feeds bytes in any chunking; the result never depends on how the stream
  * was cut. Returns OX_ENOMEM (and stays failed) if memory runs out. */
 int merkle_feed(merkle_t *m, const void *p, size_t n);
+/* Feeds the digest of the next 16 KiB leaf (len bytes: MERKLE_BLOCK, or less
+ * for the last one), computed elsewhere (ox_blobhash). Do not mix with
+ * merkle_feed on one tree; OX_EINVAL for a leaf after a short one. */
+int merkle_feed_leaf(merkle_t *m, const uint8_t leaf[32], uint32_t len);
 /* Finishes the tree for piece_len (a power of two, >= MERKLE_PIECE_MIN).
  * Writes the pieces root; *layer gets a malloc'd array of piece hashes (the
  * caller frees) and *n_layer their count, or NULL/0 when size <= piece_len.

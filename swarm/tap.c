@@ -1,6 +1,7 @@
 /* The store's tap: builds each committed blob's merkle tree and torrent record
- * from the very bytes the store hashes, so a new blob is ready to seed without
- * a second read. Runs on the committing thread; shares only the hub. */
+ * from the leaf digests the store computes beside the blob's sha256, so a new
+ * blob is ready to seed without a second read. Runs on the store's threads;
+ * shares only the hub. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -44,12 +45,12 @@ static void *on_tap_open(void *ud, uint64_t size_hint)
     return b;
 }
 
-static void on_tap_feed(void *st, const void *p, size_t n)
+static void on_tap_leaf(void *st, const uint8_t leaf[32], uint32_t n)
 {
     tap_blob_t *b = st;
     if (!b)
         return;
-    merkle_feed(&b->m, p, n);
+    merkle_feed_leaf(&b->m, leaf, n);
     pthread_mutex_lock(&b->hub->mu);
     b->hub->bytes_fed += n;
     pthread_mutex_unlock(&b->hub->mu);
@@ -103,7 +104,7 @@ int swarm__hub_new(cas_t *cas, uv_async_t *wake, swarm_hub_t **out)
     h->wake = wake;
     h->refs = 1;
     h->tap.open = on_tap_open;
-    h->tap.feed = on_tap_feed;
+    h->tap.leaf = on_tap_leaf;
     h->tap.close = on_tap_close;
     h->tap.ud = h;
     *out = h;

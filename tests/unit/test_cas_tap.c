@@ -1,5 +1,5 @@
-/* cas taps under threading: the tap's feed runs on the stage's own thread
- * beside the whole-file hash. These check that it still sees every byte
+/* cas taps under threading: the tap's leaf digests come from the stage's
+ * hash thread. These check that it still sees every 16 KiB leaf's digest
  * once, in order, with close strictly after the last feed, across chunk
  * sizes that straddle the staging buffers; that aborts and slow taps neither
  * hang nor leak nor feed after close; and that adopt taps the same way. */
@@ -53,7 +53,7 @@ static void *on_chk_open(void *ud, uint64_t hint)
     return t->ret_null ? NULL : t;
 }
 
-static void on_chk_feed(void *st, const void *p, size_t n)
+static void on_chk_feed(void *st, const uint8_t leaf[32], uint32_t n)
 {
     chk_tap_t *t = st;
     if (!t)
@@ -66,13 +66,20 @@ static void on_chk_feed(void *st, const void *p, size_t n)
         t->feed_thread = pthread_self();
     else if (!pthread_equal(t->feed_thread, pthread_self()))
         t->feed_threads_differ = 1;
-    const unsigned char *q = p;
-    for (size_t i = 0; i < n && !t->bad_order; i++)
-        if (q[i] != pat(t->fed + i))
-            t->bad_order = 1;
+    /* the leaf must be the sha256 of the next 16 KiB of the pattern, and
+     * only the last leaf may be short */
+    if (n == 0 || n > OX_LEAF_SIZE || t->fed % OX_LEAF_SIZE)
+        t->bad_order = 1;
+    unsigned char want_src[OX_LEAF_SIZE];
+    uint8_t want[32];
+    for (uint32_t i = 0; i < n && i < OX_LEAF_SIZE; i++)
+        want_src[i] = pat(t->fed + i);
+    ox_sha256_raw(want_src, n <= OX_LEAF_SIZE ? n : 0, want);
+    if (memcmp(want, leaf, 32) != 0)
+        t->bad_order = 1;
     t->fed += n;
     t->feeds++;
-    if (t->sleep_us) {
+    if (t->sleep_us && t->feeds % 64 == 1) { /* slow: a pause per MiB */
         struct timespec ts = {0, (long)t->sleep_us * 1000};
         nanosleep(&ts, NULL);
     }
@@ -377,7 +384,7 @@ static void *on_sum_open(void *ud, uint64_t hint)
     return s;
 }
 
-static void on_sum_feed(void *st, const void *p, size_t n)
+static void on_sum_feed(void *st, const uint8_t p[32], uint32_t n)
 {
     (void)p;
     sum_tap_t *s = st;

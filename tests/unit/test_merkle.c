@@ -160,6 +160,70 @@ static void test_chunking_does_not_matter(void **state)
 
 /* The whole tree handed to seeders: root first, same root as the stream,
  * leaves where the engine expects them. */
+typedef struct leaf_sink {
+    merkle_t *m;
+    int rc;
+} leaf_sink_t;
+
+static void on_leaf(void *ud, const uint8_t leaf[32], uint32_t len)
+{
+    leaf_sink_t *k = ud;
+    if (!k->rc)
+        k->rc = merkle_feed_leaf(k->m, leaf, len);
+}
+
+/* Leaves from ox_blobhash (the store's one-pass hash) build the same tree,
+ * piece layer and kept leaves as the bytes themselves. */
+static void test_feed_leaves_equals_bytes(void **state)
+{
+    (void)state;
+    static const size_t sizes[] = {1, 16384, 16385, (1u << 20) + 5, (5u << 20) + 16384};
+    for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+        size_t n = sizes[i];
+        uint8_t *d = random_bytes(n, 11 + (unsigned)i);
+        merkle_t *a = malloc(sizeof *a), *b = malloc(sizeof *b);
+        merkle_init(a);
+        merkle_init(b);
+        merkle_keep_leaves(a);
+        merkle_keep_leaves(b);
+        assert_int_equal(merkle_feed(a, d, n), 0);
+        leaf_sink_t k = {b, 0};
+        ox_blobhash_t h;
+        uint8_t whole[32], want[32];
+        assert_int_equal(ox_blobhash_init(&h, on_leaf, &k), 0);
+        assert_int_equal(ox_blobhash_update(&h, d, n), 0);
+        assert_int_equal(ox_blobhash_final(&h, whole), 0);
+        ox_blobhash_free(&h);
+        assert_int_equal(k.rc, 0);
+        ox_sha256_raw(d, n, want);
+        assert_memory_equal(whole, want, 32);
+        uint64_t pl = merkle_piece_length(n);
+        uint8_t r1[32], r2[32], *l1, *l2, *v1, *v2;
+        size_t n1, n2, m1, m2;
+        assert_int_equal(merkle_finish(a, pl, r1, &l1, &n1), 0);
+        assert_int_equal(merkle_finish(b, pl, r2, &l2, &n2), 0);
+        assert_memory_equal(r1, r2, 32);
+        assert_int_equal(n1, n2);
+        if (n1)
+            assert_memory_equal(l1, l2, n1 * 32);
+        assert_int_equal(merkle_take_leaves(a, &v1, &m1), 0);
+        assert_int_equal(merkle_take_leaves(b, &v2, &m2), 0);
+        assert_int_equal(m1, m2);
+        assert_memory_equal(v1, v2, m1 * 32);
+        free(l1), free(l2), free(v1), free(v2);
+        merkle_free(a), merkle_free(b);
+        free(a), free(b), free(d);
+    }
+    /* only the last leaf may be short */
+    merkle_t m;
+    uint8_t z[32] = {0};
+    merkle_init(&m);
+    assert_int_equal(merkle_feed_leaf(&m, z, 100), 0);
+    assert_int_equal(merkle_feed_leaf(&m, z, MERKLE_BLOCK), OX_EINVAL);
+    assert_int_equal(merkle_feed_leaf(&m, z, 0), OX_EINVAL);
+    merkle_free(&m);
+}
+
 static void test_tree_build(void **state)
 {
     (void)state;
@@ -284,6 +348,7 @@ int main(void)
         cmocka_unit_test(test_small_file_root_is_sha256),
         cmocka_unit_test(test_tree_build),
         cmocka_unit_test(test_chunking_does_not_matter),
+        cmocka_unit_test(test_feed_leaves_equals_bytes),
         cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_same_content_same_info_hash),
         cmocka_unit_test(test_against_libtorrent_small),
