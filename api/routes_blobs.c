@@ -1,14 +1,17 @@
 /* HEAD|POST /api/blobs/:digest.
  *
- * An upload streams: the body sink copies what arrives into the filling
- * buffer while the other buffer is hashed and written by cas_ingest_write in
- * the work pool, so receiving overlaps hashing. Only one write is in flight
- * (an ingest is used from one thread at a time and bytes must stay in
- * order); when the filling buffer grows past UPLOAD_HIGH the socket is paused
- * until the write returns. The commit (fsync, rename, index) runs in the work
- * pool too. The request is always answered from on_request (the http core
- * dispatches it also when the client goes away), or later once the last write
- * is back. */
+ * An upload streams. Large ones (the store stages them: size unknown or
+ * >= 4 MiB) go straight from the socket's buffer into the store's staging
+ * buffers with cas_ingest_write_some, which never blocks; the store hashes
+ * and writes them on its own threads. When its buffers are all busy the
+ * rest waits in `fill`, the socket is paused, and the store's wake-up
+ * (uv_async) resumes it. Small ones: the body sink copies into the filling
+ * buffer while the other buffer is written by cas_ingest_write in the work
+ * pool; only one write is in flight (bytes must stay in order); past
+ * UPLOAD_HIGH the socket is paused until the write returns. The commit
+ * (fsync, rename, index) runs in the work pool. The request is always
+ * answered from on_request (the http core dispatches it also when the client
+ * goes away), or later once the last write is back. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +35,8 @@ typedef struct upload {
     ox_buf_t fill;        /* receiving */
     ox_buf_t wbuf;        /* being written by the pool */
     uv_work_t work;
+    uv_async_t wake;      /* direct: the store has room again */
+    int direct;           /* large: cas_ingest_write_some from the loop */
     int inflight, committing, ended, paused;
     int failed;           /* first error; rest of the body is dropped */
     int write_rc;         /* last write's result: set in the pool, read after it */
@@ -73,15 +78,23 @@ int api_blob_upload_owns(http_req_t *req)
     return u && u->magic == UPLOAD_MAGIC;
 }
 
+static void on_wake_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
 static void upload_free(upload_t *u)
 {
     node_t *node = u->node;
     if (u->in)
-        cas_ingest_abort(u->in);
+        cas_ingest_abort(u->in); /* joins the store's threads: no wake after */
     ox_buf_free(&u->fill);
     ox_buf_free(&u->wbuf);
     u->magic = 0;
-    free(u);
+    if (u->direct)
+        uv_close((uv_handle_t *)&u->wake, on_wake_closed);
+    else
+        free(u);
     api_release(node);
 }
 
@@ -193,7 +206,10 @@ static void pump(upload_t *u)
                           u->err[0] ? u->err : "upload canceled");
         return;
     }
-    if (u->fill.len >= UPLOAD_CHUNK || (u->ended && u->fill.len > 0)) {
+    if (u->direct) {
+        if (u->fill.len > 0)
+            return; /* waits for the store's wake-up */
+    } else if (u->fill.len >= UPLOAD_CHUNK || (u->ended && u->fill.len > 0)) {
         start_write(u);
         if (u->inflight || !u->ended)
             return;
@@ -209,6 +225,65 @@ static void pump(upload_t *u)
     }
 }
 
+static void set_failed(upload_t *u, int rc)
+{
+    if (!u->failed) {
+        u->failed = rc;
+        snprintf(u->err, sizeof u->err, "write blob: %s", ox_strerror(rc));
+    }
+}
+
+/* Direct: offers the backlog, then p, to the store; keeps what it cannot
+ * take yet in fill (in order) and pauses the socket until the wake-up. */
+static int direct_feed(upload_t *u, const void *p, size_t n)
+{
+    size_t t = 0;
+    int rc = 0;
+    if (u->fill.len) {
+        rc = cas_ingest_write_some(u->in, u->fill.data, u->fill.len, &t);
+        ox_buf_consume(&u->fill, t);
+    }
+    if (!rc && !u->fill.len && n) {
+        rc = cas_ingest_write_some(u->in, p, n, &t);
+        p = (const char *)p + t;
+        n -= t;
+    }
+    if (!rc && n && ox_buf_append(&u->fill, p, n) != 0)
+        rc = OX_ENOMEM;
+    if (rc)
+        set_failed(u, rc);
+    if (!rc && u->fill.len && !u->paused) {
+        u->paused = 1;
+        u->pauses++;
+        http_req_pause(u->req);
+    }
+    return rc;
+}
+
+/* Runs on a store thread: only signals the loop. */
+static void on_store_room(void *ud)
+{
+    upload_t *u = ud;
+    uv_async_send(&u->wake);
+}
+
+static void on_wake(uv_async_t *a)
+{
+    upload_t *u = a->data;
+    if (!u->in || u->committing || u->magic != UPLOAD_MAGIC)
+        return;
+    if (!u->failed && u->fill.len)
+        direct_feed(u, NULL, 0);
+    if (u->fill.len && !u->failed)
+        return; /* still waiting: the wake-up is armed again */
+    int resume = u->paused;
+    u->paused = 0;
+    http_req_t *req = u->req;
+    pump(u); /* may answer and free u only when the body has ended */
+    if (resume)
+        http_req_resume(req);
+}
+
 static int on_data(http_req_t *req, const void *p, size_t n, void *ud)
 {
     (void)req;
@@ -216,6 +291,10 @@ static int on_data(http_req_t *req, const void *p, size_t n, void *ud)
     if (u->failed)
         return u->failed;
     u->bytes += n;
+    if (u->direct) {
+        u->writes++;
+        return direct_feed(u, p, n);
+    }
     if (ox_buf_append(&u->fill, p, n) != 0) {
         u->failed = OX_ENOMEM;
         snprintf(u->err, sizeof u->err, "out of memory");
@@ -261,6 +340,15 @@ void api_blob_upload_begin(node_t *node, http_req_t *req)
     u->node = node;
     u->req = req;
     snprintf(u->digest, sizeof u->digest, "%s", d);
+    if (cas_ingest_nonblocking(u->in) && uv_async_init(node->loop, &u->wake, on_wake) == 0) {
+        u->direct = 1;
+        u->wake.data = u;
+        cas_ingest_set_wake(u->in, on_store_room, u);
+        api_hold(node);
+        http_req_set_data(req, u);
+        http_req_set_body_sink(req, on_data, u);
+        return;
+    }
     if (ox_buf_reserve(&u->fill, UPLOAD_CHUNK) != 0 || ox_buf_reserve(&u->wbuf, UPLOAD_CHUNK) != 0) {
         cas_ingest_abort(u->in);
         ox_buf_free(&u->fill);

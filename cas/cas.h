@@ -144,6 +144,18 @@ int cas_ingest_write(cas_ingest_t *in, const void *p, size_t n);
 int cas_ingest_commit(cas_ingest_t *in, char digest_out[72], int *existed, char *err,
                       size_t errlen);
 void cas_ingest_abort(cas_ingest_t *in);
+/* For an event loop thread, which must never block: large ingests (size
+ * unknown or >= 4 MiB: cas_ingest_nonblocking says 1) take bytes with
+ * cas_ingest_write_some, which copies what fits into the store's staging
+ * buffers now and sets *taken (0..n). When *taken < n, wake(ud) (set with
+ * cas_ingest_set_wake before the first write_some) runs once, on a store
+ * thread, as soon as more fits: it must only signal the loop
+ * (uv_async_send). It may still run until commit or abort returned. Returns
+ * the first write error so far. Other ingests use cas_ingest_write from a
+ * worker thread. Do not mix the two on one ingest. */
+int cas_ingest_nonblocking(const cas_ingest_t *in);
+void cas_ingest_set_wake(cas_ingest_t *in, void (*wake)(void *ud), void *ud);
+int cas_ingest_write_some(cas_ingest_t *in, const void *p, size_t n, size_t *taken);
 
 /* Adopts a complete file written elsewhere under tmp/ (a finished pull or
  * swarm fetch): hashes it in one read (feeding the tap), checks it against

@@ -89,6 +89,12 @@ int cas__stage_write(cas_stage_t *s, const void *p, size_t n);
  * the buffer over once full). Returns the first error seen so far. */
 int cas__stage_next(cas_stage_t *s, char **p, size_t *room);
 void cas__stage_put(cas_stage_t *s, size_t n);
+/* Never blocks: copies what fits into free buffers, *taken of n. When that
+ * is short of n, the wake-up is armed: wake(ud) runs once, on a consumer
+ * thread, as soon as a buffer frees. Returns the first error seen so far. */
+int cas__stage_write_some(cas_stage_t *s, const void *p, size_t n, size_t *taken);
+/* wake must not block nor call back into the stage (e.g. uv_async_send). */
+void cas__stage_set_wake(cas_stage_t *s, void (*wake)(void *ud), void *ud);
 /* Large buffers (mmap, 2 MiB-aligned, huge pages where allowed) for data
  * that streams through: cheap to first-touch. Freed with the same n. */
 void *cas__bigbuf_alloc(size_t n);

@@ -221,6 +221,31 @@ int cas_ingest_write(cas_ingest_t *in, const void *p, size_t n)
     return 0;
 }
 
+int cas_ingest_nonblocking(const cas_ingest_t *in)
+{
+    return in->stage != NULL;
+}
+
+void cas_ingest_set_wake(cas_ingest_t *in, void (*wake)(void *ud), void *ud)
+{
+    if (in->stage)
+        cas__stage_set_wake(in->stage, wake, ud);
+}
+
+int cas_ingest_write_some(cas_ingest_t *in, const void *p, size_t n, size_t *taken)
+{
+    *taken = 0;
+    if (in->failed)
+        return in->failed;
+    if (!in->stage)
+        return OX_ESTATE;
+    int rc = cas__stage_write_some(in->stage, p, n, taken);
+    in->size += *taken;
+    if (rc)
+        in->failed = rc;
+    return rc;
+}
+
 static void ingest_free(cas_ingest_t *in, int ok, const char *hex)
 {
     char digest[72] = "";

@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cas/cas_int.h"
@@ -67,8 +68,13 @@ struct cas_stage {
     int err;
     char *cur; /* caller: buf[fill] while FILLING, else NULL */
     size_t cur_len;
+    /* non-blocking callers: wake(wake_ud) once a buffer frees after a
+     * try_next found none (armed) */
+    void (*wake)(void *ud);
+    void *wake_ud;
+    int armed;
     /* for the debug log: where the time went (ns) */
-    int64_t t_open, t_wait, t_busy[C_COUNT];
+    int64_t t_open, t_wait, t_busy[C_COUNT], t_cpu[C_COUNT];
     uint64_t bytes;
 };
 
@@ -153,9 +159,17 @@ void cas__bigbuf_free(void *p, size_t n)
 
 /* One consumer's loop: takes the FULL buffers in ring order until stopped
  * with nothing left for it. */
+static int64_t thread_cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 static void consume(cas_stage_t *s, int k)
 {
     unsigned bit = 1u << k;
+    int64_t cpu0 = thread_cpu_ns();
     pthread_mutex_lock(&s->mu);
     for (;;) {
         int h = s->head[k];
@@ -177,11 +191,17 @@ static void consume(cas_stage_t *s, int k)
         if (rc && !s->err)
             s->err = rc;
         s->pend[h] &= ~bit;
-        if (!s->pend[h])
+        if (!s->pend[h]) {
             s->state[h] = BUF_FREE;
+            if (s->armed && s->wake) {
+                s->armed = 0;
+                s->wake(s->wake_ud); /* must not block or take our lock */
+            }
+        }
         s->head[k] = (h + 1) % STAGE_BUFS;
         pthread_cond_broadcast(&s->cv);
     }
+    s->t_cpu[k] = thread_cpu_ns() - cpu0;
     pthread_mutex_unlock(&s->mu);
 }
 
@@ -250,31 +270,52 @@ static void submit_locked(cas_stage_t *s)
     pthread_cond_broadcast(&s->cv);
 }
 
+void cas__stage_set_wake(cas_stage_t *s, void (*wake)(void *ud), void *ud)
+{
+    pthread_mutex_lock(&s->mu);
+    s->wake = wake;
+    s->wake_ud = ud;
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* Takes the next buffer for filling. With nowait, returns OX_EBUSY (and
+ * arms the wake-up) instead of waiting for a consumer to free it. */
+static int take_buffer(cas_stage_t *s, int nowait)
+{
+    pthread_mutex_lock(&s->mu);
+    int err = s->err;
+    if (!err && nowait && s->state[s->fill] != BUF_FREE) {
+        s->armed = 1;
+        pthread_mutex_unlock(&s->mu);
+        return OX_EBUSY;
+    }
+    if (!err && s->state[s->fill] != BUF_FREE) {
+        int64_t t0 = ox_time_mono_ns();
+        while (s->state[s->fill] != BUF_FREE)
+            pthread_cond_wait(&s->cv, &s->mu);
+        s->t_wait += ox_time_mono_ns() - t0;
+        err = s->err;
+    }
+    if (!err && !s->mem) { /* address space only: pages come as filled */
+        s->mem = cas__bigbuf_alloc((size_t)STAGE_BUFS * STAGE_SIZE);
+        if (!s->mem)
+            err = s->err = OX_ENOMEM;
+        for (int i = 0; s->mem && i < STAGE_BUFS; i++)
+            s->buf[i] = s->mem + (size_t)i * STAGE_SIZE;
+    }
+    if (!err)
+        s->state[s->fill] = BUF_FILLING;
+    pthread_mutex_unlock(&s->mu);
+    if (!err)
+        s->cur = s->buf[s->fill];
+    return err;
+}
+
 int cas__stage_next(cas_stage_t *s, char **p, size_t *room)
 {
-    if (!s->cur) {
-        pthread_mutex_lock(&s->mu);
-        if (s->state[s->fill] != BUF_FREE) {
-            int64_t t0 = ox_time_mono_ns();
-            while (s->state[s->fill] != BUF_FREE)
-                pthread_cond_wait(&s->cv, &s->mu);
-            s->t_wait += ox_time_mono_ns() - t0;
-        }
-        int err = s->err;
-        if (!err && !s->mem) { /* address space only: pages come as filled */
-            s->mem = cas__bigbuf_alloc((size_t)STAGE_BUFS * STAGE_SIZE);
-            if (!s->mem)
-                err = s->err = OX_ENOMEM;
-            for (int i = 0; s->mem && i < STAGE_BUFS; i++)
-                s->buf[i] = s->mem + (size_t)i * STAGE_SIZE;
-        }
-        if (!err)
-            s->state[s->fill] = BUF_FILLING;
-        pthread_mutex_unlock(&s->mu);
-        if (err)
-            return err;
-        s->cur = s->buf[s->fill];
-    }
+    int rc = s->cur ? 0 : take_buffer(s, 0);
+    if (rc)
+        return rc;
     *p = s->cur + s->cur_len;
     *room = STAGE_SIZE - s->cur_len;
     return 0;
@@ -310,6 +351,25 @@ int cas__stage_write(cas_stage_t *s, const void *p, size_t n)
     return 0;
 }
 
+int cas__stage_write_some(cas_stage_t *s, const void *p, size_t n, size_t *taken)
+{
+    const char *q = p;
+    size_t done = 0;
+    int rc = 0;
+    while (done < n) {
+        if (!s->cur && (rc = take_buffer(s, 1)) != 0)
+            break;
+        size_t k = STAGE_SIZE - s->cur_len;
+        if (k > n - done)
+            k = n - done;
+        memcpy(s->cur + s->cur_len, q + done, k);
+        cas__stage_put(s, k);
+        done += k;
+    }
+    *taken = done;
+    return rc == OX_EBUSY ? 0 : rc;
+}
+
 int cas__stage_finish(cas_stage_t *s)
 {
     pthread_mutex_lock(&s->mu);
@@ -317,11 +377,12 @@ int cas__stage_finish(cas_stage_t *s)
         submit_locked(s);
     pthread_mutex_unlock(&s->mu);
     stop_join(s);
-    OX_DEBUG("cas stage: %llu bytes in %.3f s; caller waited %.3f s, writer busy %.3f s, "
-             "hash busy %.3f s",
+    OX_DEBUG("cas stage: %llu bytes in %.3f s; caller waited %.3f s, writer busy %.3f s "
+             "(cpu %.3f s), hash busy %.3f s (cpu %.3f s)",
              (unsigned long long)s->bytes, (double)(ox_time_mono_ns() - s->t_open) / 1e9,
              (double)s->t_wait / 1e9, (double)s->t_busy[C_WRITE] / 1e9,
-             (double)s->t_busy[C_HASH] / 1e9);
+             (double)s->t_cpu[C_WRITE] / 1e9, (double)s->t_busy[C_HASH] / 1e9,
+             (double)s->t_cpu[C_HASH] / 1e9);
     return s->err;
 }
 

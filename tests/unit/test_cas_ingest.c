@@ -306,6 +306,131 @@ static void *on_worker(void *arg)
     return NULL;
 }
 
+/* The loop's way in: write_some never blocks; when the staging buffers are
+ * all busy it takes less than offered, and the wake-up comes once room
+ * frees, from another thread. The blob still comes out whole and exact, and
+ * an abort while the wake-up is armed neither hangs nor wakes afterwards.
+ * A tap whose leaf callback waits at a gate holds the hash thread, so the
+ * ring fills whatever the speed of this machine. */
+typedef struct waker {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int wakes;
+    int gate_open;
+    pthread_t from;
+} waker_t;
+
+static void on_room(void *ud)
+{
+    waker_t *w = ud;
+    pthread_mutex_lock(&w->mu);
+    w->wakes++;
+    w->from = pthread_self();
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+static void *on_gate_open(void *ud, uint64_t hint)
+{
+    (void)hint;
+    return ud;
+}
+
+static void on_gate_leaf(void *st, const uint8_t leaf[32], uint32_t len)
+{
+    (void)leaf, (void)len;
+    waker_t *w = st;
+    pthread_mutex_lock(&w->mu);
+    while (!w->gate_open)
+        pthread_cond_wait(&w->cv, &w->mu);
+    pthread_mutex_unlock(&w->mu);
+}
+
+static void on_gate_close(void *st, int ok, const char *digest, uint64_t size)
+{
+    (void)st, (void)ok, (void)digest, (void)size;
+}
+
+static void gate_set(waker_t *w, int open)
+{
+    pthread_mutex_lock(&w->mu);
+    w->gate_open = open;
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+static void test_write_some_and_wake(void **state)
+{
+    fx_t *f = *state;
+    size_t n = (100u << 20) + 333;
+    unsigned char *data = malloc(n);
+    for (size_t i = 0; i < n; i++)
+        data[i] = (unsigned char)(i * 7 + (i >> 12));
+    char want[72], got[72], err[256] = "";
+    digest_of(data, n, want);
+    for (int round = 0; round < 2; round++) {
+        waker_t w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0};
+        cas_tap_t tap = {on_gate_open, on_gate_leaf, on_gate_close, &w};
+        cas_set_tap(f->c, &tap);
+        cas_ingest_t *in;
+        assert_int_equal(cas_ingest_begin(f->c, want, 0, &in), 0);
+        assert_int_equal(cas_ingest_nonblocking(in), 1);
+        cas_ingest_set_wake(in, on_room, &w);
+        /* gate closed: the ring fills and write_some comes up short */
+        size_t off = 0, t = 0;
+        while (cas_ingest_write_some(in, data + off, 1u << 20, &t) == 0 && t == (1u << 20))
+            off += t;
+        off += t;
+        assert_true(off >= (8u << 20) && off <= (64u << 20));
+        if (round == 1) {
+            gate_set(&w, 1);
+            cas_ingest_abort(in); /* with the wake-up armed */
+            pthread_mutex_lock(&w.mu);
+            int after = w.wakes;
+            pthread_mutex_unlock(&w.mu);
+            usleep(50000);
+            pthread_mutex_lock(&w.mu);
+            assert_int_equal(w.wakes, after); /* none after abort returned */
+            pthread_mutex_unlock(&w.mu);
+        } else {
+            assert_int_equal(w.wakes, 0);
+            gate_set(&w, 1);
+            while (off < n) {
+                size_t k = n - off < (3u << 20) ? n - off : (3u << 20);
+                pthread_mutex_lock(&w.mu);
+                int before = w.wakes;
+                pthread_mutex_unlock(&w.mu);
+                assert_int_equal(cas_ingest_write_some(in, data + off, k, &t), 0);
+                assert_true(t <= k);
+                off += t;
+                if (t < k) {
+                    pthread_mutex_lock(&w.mu);
+                    while (w.wakes == before)
+                        pthread_cond_wait(&w.cv, &w.mu);
+                    assert_false(pthread_equal(w.from, pthread_self()));
+                    pthread_mutex_unlock(&w.mu);
+                }
+            }
+            assert_true(w.wakes >= 1); /* the first short write was woken */
+            assert_int_equal(cas_ingest_commit(in, got, NULL, err, sizeof err), 0);
+            assert_string_equal(got, want);
+            assert_int_equal(cas_blob_verify(f->c, want), 0);
+        }
+        cas_set_tap(f->c, NULL);
+        pthread_cond_destroy(&w.cv);
+        pthread_mutex_destroy(&w.mu);
+    }
+    /* small known sizes are not staged: write_some refuses them */
+    cas_ingest_t *in;
+    size_t t = 5;
+    assert_int_equal(cas_ingest_begin(f->c, NULL, 10, &in), 0);
+    assert_int_equal(cas_ingest_nonblocking(in), 0);
+    assert_int_equal(cas_ingest_write_some(in, "0123456789", 10, &t), OX_ESTATE);
+    assert_int_equal(t, 0);
+    cas_ingest_abort(in);
+    free(data);
+}
+
 static void test_threads(void **state)
 {
     fx_t *f = *state;
@@ -333,6 +458,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ingest_match, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_ingest_mismatch, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_ingest_abort, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_write_some_and_wake, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_ingest_empty_blob, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_adopt, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_verify_corrupt, fx_setup, fx_teardown),
