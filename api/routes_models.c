@@ -10,24 +10,17 @@
 
 /* ---- GET|HEAD /api/tags ------------------------------------------------------ */
 
-static json_t *read_config(cas_t *cas, const cas_name_t *name)
+/* The config blob named by the listing itself: reading each manifest again
+ * would walk manifests/ once per model (O(n^2) for n models). */
+static json_t *read_config(cas_t *cas, const char *digest)
 {
-    char *json = NULL, err[256];
-    size_t len;
+    char *c = NULL;
+    size_t clen;
     json_t *cfg = NULL;
-    if (cas_manifest_read(cas, name, &json, &len, NULL, NULL, NULL) != 0)
-        return NULL;
-    cas_manifest_t m;
-    if (cas_manifest_parse(json, len, &m, err, sizeof err) == 0) {
-        char *c = NULL;
-        size_t clen;
-        if (m.config.digest[0] && api_blob_read(cas, m.config.digest, 1 << 20, &c, &clen) == 0) {
-            cfg = json_loadb(c, clen, 0, NULL);
-            free(c);
-        }
-        cas_manifest_free(&m);
+    if (digest[0] && api_blob_read(cas, digest, 1 << 20, &c, &clen) == 0) {
+        cfg = json_loadb(c, clen, 0, NULL);
+        free(c);
     }
-    free(json);
     if (cfg && !json_is_object(cfg)) {
         json_decref(cfg);
         cfg = NULL;
@@ -46,7 +39,7 @@ static void run_tags(api_job_t *job)
     }
     json_t *arr = json_array();
     for (size_t i = 0; i < n; i++) {
-        json_t *cfg = read_config(job->node->cas, &v[i].name);
+        json_t *cfg = read_config(job->node->cas, v[i].config);
         if (!cfg)
             cfg = json_object();
         char disp[700], when[64];

@@ -46,8 +46,10 @@ static int split_path(const char *p, char *ns, char *model, char *kind, char *re
     return strchr(ref, '/') ? -1 : 0;
 }
 
-static int find_manifest(node_t *node, http_req_t *req, const char *ns, const char *model,
-                         const char *tag, char **json, size_t *len, char hex[65])
+/* Work-pool thread: the look-up walks manifests/ under the store lock, which
+ * a manifest write or blob commit of another thread may hold for a while. */
+static int find_manifest(node_t *node, const char *ns, const char *model, const char *tag,
+                         char **json, size_t *len, char hex[65])
 {
     char s[600];
     snprintf(s, sizeof s, "%s/%s:%s", ns, model, tag);
@@ -61,7 +63,6 @@ static int find_manifest(node_t *node, http_req_t *req, const char *ns, const ch
     cas_model_info_t *v = NULL;
     size_t cnt = 0;
     int rc = OX_ENOTFOUND;
-    (void)req;
     if (cas_model_list(node->cas, &v, &cnt) == 0) {
         for (size_t i = 0; i < cnt && rc != 0; i++) {
             cas_name_t m = v[i].name;
@@ -74,25 +75,69 @@ static int find_manifest(node_t *node, http_req_t *req, const char *ns, const ch
     return rc;
 }
 
-static void serve_manifest(node_t *node, http_req_t *req, const char *ns, const char *model,
-                           const char *tag)
+/* The request parts travel in the job's body and the answer in its resp
+ * ({"json": manifest bytes, "hex": sha256}), which the job frees; status
+ * carries a look-up failure (400 or 404). */
+static void run_manifest(api_job_t *job)
 {
-    char *json = NULL, hex[65], dig[80];
+    const char *ns = json_string_value(json_object_get(job->body, "ns"));
+    const char *model = json_string_value(json_object_get(job->body, "model"));
+    const char *tag = json_string_value(json_object_get(job->body, "tag"));
+    char *json = NULL, hex[65];
     size_t len = 0;
-    int rc = find_manifest(node, req, ns, model, tag, &json, &len, hex);
-    if (rc == OX_EINVAL) {
+    int rc = find_manifest(job->node, ns, model, tag, &json, &len, hex);
+    if (rc != 0) {
+        job->status = rc == OX_EINVAL ? 400 : 404;
+        return;
+    }
+    job->resp = json_object();
+    json_object_set_new(job->resp, "json", json_stringn_nocheck(json, len));
+    json_object_set_new(job->resp, "hex", json_string(hex));
+    free(json);
+    if (!json_is_string(json_object_get(job->resp, "json")))
+        job->status = 500;
+}
+
+static void done_manifest(api_job_t *job)
+{
+    http_req_t *req = job->req;
+    json_t *m = json_object_get(job->resp, "json");
+    const char *hex = json_string_value(json_object_get(job->resp, "hex"));
+    if (job->status == 400) {
         registry_error(req, 400, "NAME_INVALID", "invalid repository name");
         return;
     }
-    if (rc != 0) {
+    if (job->status == 404) {
         registry_error(req, 404, "MANIFEST_UNKNOWN", "manifest unknown");
         return;
     }
+    if (job->status || !m || !hex) {
+        registry_error(req, 500, "UNKNOWN", job->err[0] ? job->err : "cannot read the manifest");
+        return;
+    }
+    char dig[80];
     snprintf(dig, sizeof dig, "sha256:%s", hex);
     http_resp_header(req, "Docker-Content-Digest", dig);
     http_resp_header(req, "Docker-Distribution-API-Version", "registry/2.0");
-    http_respond(req, 200, CT_MANIFEST, json, len);
-    free(json);
+    http_respond(req, 200, CT_MANIFEST, json_string_value(m), json_string_length(m));
+}
+
+static void serve_manifest(node_t *node, http_req_t *req, const char *ns, const char *model,
+                           const char *tag)
+{
+    char s[600];
+    cas_name_t n;
+    snprintf(s, sizeof s, "%s/%s:%s", ns, model, tag);
+    if (cas_name_parse(s, &n) != 0) { /* pure: no need to leave the loop */
+        registry_error(req, 400, "NAME_INVALID", "invalid repository name");
+        return;
+    }
+    json_t *body = json_pack("{s:s, s:s, s:s}", "ns", ns, "model", model, "tag", tag);
+    if (!body) {
+        registry_error(req, 500, "UNKNOWN", "out of memory");
+        return;
+    }
+    api_job_submit(node, req, body, run_manifest, done_manifest, NULL);
 }
 
 /* Parses a single "bytes=a-b" / "bytes=a-" / "bytes=-n" range against size.

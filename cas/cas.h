@@ -88,8 +88,11 @@ char *cas_manifest_serialize(const cas_manifest_t *m, size_t *len);
 typedef struct cas cas_t;
 
 /* Opens (creating as needed) the store. models_dir holds manifests/ and
- * blobs/; state_dir holds tmp/ and index/. Stale files in tmp/ older than a
- * restart are kept for resume (see partials). Rebuilds the index when it is
+ * blobs/; state_dir holds tmp/ and index/. When state_dir/tmp is on another
+ * file system than blobs/, the staging dir is models_dir/.ollamax-tmp instead
+ * (so a commit is a rename, never a copy); cas_tmp_dir says which. Stale
+ * files in tmp/ older than a restart are kept for resume (see partials),
+ * except ingest temp files (an upload restarts). Rebuilds the index when it is
  * missing or disagrees with the files. *out is owned by the caller
  * (cas_close). On failure a message is written to err. */
 int cas_open(const char *models_dir, const char *state_dir, cas_t **out, char *err,
@@ -192,15 +195,40 @@ typedef struct cas_model_info {
     char digest[65];     /* sha256 hex of the manifest bytes */
     uint64_t size;       /* sum of layer sizes + config size */
     int64_t mtime_ns;    /* manifest mtime */
+    char config[72];     /* canonical digest of the config blob */
 } cas_model_info_t;
 
-/* Lists every manifest, newest first. *out is a malloc'd array the caller
- * frees with free(); *n may be 0 (then *out may be NULL). */
+/* Lists every manifest, newest first, from one walk of manifests/ (the index
+ * caches what each manifest names, so a listing reads no manifest file that
+ * did not change). *out is a malloc'd array the caller frees with free(); *n
+ * may be 0 (then *out may be NULL). */
 int cas_model_list(cas_t *c, cas_model_info_t **out, size_t *n);
 
-/* Deletes blobs no manifest references (also stale tmp files of finished
- * work). Returns the number of blobs removed or a negative code. */
+/* Deletes blobs no manifest references, as Ollama prunes at start-up: a blob
+ * uploaded (POST /api/blobs) but not yet named by a manifest goes too. Also
+ * removes tmp/ leftovers of finished work: partial downloads and their
+ * sidecars (sha256-<hex>-partial*) and swarm staging (swarm/<hex>/,
+ * swarm/<hex>.resume*) whose blob is committed, and temp files of an earlier
+ * process (*.tmp-<pid>). Never touches a resumable partial or staging of a
+ * blob that is absent, nor ingest-* files. Meant for start-up, before pulls
+ * and the swarm run (a fetch of a blob that is committed meanwhile would lose
+ * its staging). Blocks (walk, readdir, unlinks): not for the loop thread of a
+ * running node. Returns the number of blobs removed or a negative code. */
 int cas_gc(cas_t *c);
+
+/* Called once for each blob the store removes (cas_manifest_delete, a
+ * replaced manifest, cas_gc, a failed cas_blob_verify), after the file is
+ * unlinked and its index records dropped, with "sha256:<hex>" (valid for the
+ * call only). Runs on the thread that removed the blob (a work-pool thread,
+ * or the loop at start-up gc), after the store lock is released: it may call
+ * back into the store, but should be quick (hand the digest to the loop with
+ * uv_async_send rather than touch loop state). The blob may have been added
+ * again by the time it runs (check cas_blob_stat if that matters). fn NULL
+ * removes the hook, but a call already under way may still finish: ud is
+ * borrowed and must stay valid while any thread may still be removing blobs
+ * (e.g. until the store is closed). */
+typedef void (*cas_remove_fn)(void *ud, const char *digest /* "sha256:<hex>" */);
+void cas_set_remove_hook(cas_t *c, cas_remove_fn fn, void *ud);
 
 /* Small per-blob records other modules keep in the index (the swarm keeps its
  * torrent here). kind is a short ASCII tag ("torrent"); the value is copied.

@@ -28,7 +28,7 @@ struct cas {
     uint64_t ingest_seq;  /* names of ingest temp files; under mu */
     rocksdb_t *db;
     rocksdb_column_family_handle_t *cf[CAS_CF_COUNT];
-    rocksdb_writeoptions_t *wo; /* sync */
+    rocksdb_writeoptions_t *wo;
     rocksdb_readoptions_t *ro;
 };
 
@@ -118,9 +118,6 @@ int cas__blob_remove(cas_t *c, const char *hex);
  * (mu held). Returns the count removed. */
 int cas__blobs_remove_unused(cas_t *c, char (*cand)[65], size_t n_cand,
                              const cas_mrec_t *recs, size_t n_recs);
-/* Writes data to dir/name atomically through a dot-named temp file, which
- * no scanner mistakes for a manifest or a blob (mu held). */
-int cas__write_atomic(cas_t *c, const char *dir, const char *name, const void *data, size_t len);
 /* Moves the verified file src into blobs/sha256-<hex> (rename, or a copy
  * when tmp/ is on another file system), fsyncs blobs/ and indexes it. If the
  * blob is already there src is removed and *existed set. Takes mu. */

@@ -127,14 +127,19 @@ int cas__blob_commit_file(cas_t *c, const char *src, const char *hex, uint64_t s
         *existed = 1;
     } else {
         *existed = 0;
+        /* EXDEV only when staging could not be put beside blobs/ */
         if (rename(src, dst) != 0)
             rc = errno == EXDEV ? copy_into(src, c->blobs, dst, hex) : OX_EIO;
-        if (!rc)
-            rc = ox_fs_fsync_dir(c->blobs);
     }
     if (!rc)
         rc = cas__index_blob_put(c, hex, size);
     pthread_mutex_unlock(&c->mu);
+    /* The directory flush runs outside the lock (readers need not wait for
+     * the disk); the caller hears of the blob only after it. The index is
+     * checked against the files at open, so a rename lost to a power cut
+     * cannot leave a blob that is listed but absent. */
+    if (!rc && !*existed)
+        rc = ox_fs_fsync_dir(c->blobs);
     return rc;
 }
 

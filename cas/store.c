@@ -1,5 +1,32 @@
 /* The store object: open/close, paths, blob queries, verification, meta
- * records and garbage collection. */
+ * records, blob removal and its hook (gc itself is in gc.c).
+ *
+ * Lock rules (c->mu, one per store, in cas_int.h):
+ * - mu guards the index and every change to blobs/ and manifests/ (a rename
+ *   or unlink and the index records that go with it), and the small fields
+ *   of the store (tap, ingest_seq, remove hook, list of removed blobs).
+ * - No fsync and no whole-file read or write under mu in this file, gc.c,
+ *   models.c and index.c: data goes to a temp file that is written and
+ *   fsynced before mu is taken; under mu only the rename and the index
+ *   update happen; the fsync of the directory after a rename or unlink runs
+ *   once mu is released (cas__unlock, models.c). Loop-thread callers that
+ *   take mu (cas_ingest_begin, cas_meta_get) then never wait for a disk flush
+ *   made by these files (registry look-ups walk manifests/ and now run in
+ *   the work pool).
+ * - Index writes are not synced: RocksDB's WAL reaches the page cache on
+ *   every write, so a kill -9 loses nothing, and after a power loss the
+ *   reconcile at open repairs the index from the files, which are the truth
+ *   (a lost torrent record is recomputed by the swarm).
+ * - Still under mu, as they must be consistent with the index: the walk of
+ *   manifests/ (a readdir and a stat per manifest; a manifest file is read
+ *   only when its mtime or size changed, i.e. it was edited by hand), the
+ *   readdir and stats of blobs/ in gc (cas_blob_list takes no lock), and the
+ *   stats of the blobs a manifest being written names.
+ * - Not in these files: cas__blob_commit_file (ingest.c) renames, fsyncs
+ *   blobs/ and indexes under mu; its cross-device copy is avoided because
+ *   cas_open puts the staging dir on the file system of blobs/.
+ * - The remove hook is called after mu is released, never under it; the tap's
+ *   open runs under it (ingest.c). */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -9,7 +36,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "cas/cas_int.h"
+#include "cas/gc_int.h"
 #include "common/err.h"
 #include "common/fs.h"
 #include "common/log.h"
@@ -39,6 +66,27 @@ static void tmp_clean_ingests(cas_t *c)
     closedir(d);
 }
 
+/* A commit renames from the staging dir into blobs/; across file systems
+ * that becomes a copy of the whole blob (ingest.c). When OLLAMAX_MODELS is
+ * on another file system than the state dir, stage in models/.ollamax-tmp:
+ * beside blobs/ (never inside it, where Ollama would see the files), hidden
+ * by its dot from Ollama and from our own walks. */
+static void tmp_pick_same_fs(cas_t *c)
+{
+    struct stat b, t, a;
+    if (stat(c->blobs, &b) != 0 || stat(c->tmp, &t) != 0 || b.st_dev == t.st_dev)
+        return;
+    char alt[CAS_PATH_MAX];
+    if (ox_fs_join(alt, sizeof alt, c->models, ".ollamax-tmp") || ox_fs_mkdir_p(alt, 0755) ||
+        stat(alt, &a) != 0 || a.st_dev != b.st_dev) {
+        OX_WARN("cas: %s is on another file system than %s; commits will copy", c->tmp,
+                c->blobs);
+        return;
+    }
+    OX_INFO("cas: %s is on another file system than %s; staging in %s", c->tmp, c->blobs, alt);
+    memcpy(c->tmp, alt, sizeof alt);
+}
+
 int cas_open(const char *models_dir, const char *state_dir, cas_t **out, char *err,
              size_t errlen)
 {
@@ -50,9 +98,10 @@ int cas_open(const char *models_dir, const char *state_dir, cas_t **out, char *e
         seterr(err, errlen, "%s", "cas_open: directory path too long");
         return OX_ETOOBIG;
     }
-    cas_t *c = calloc(1, sizeof *c);
-    if (!c)
+    cas_full_t *full = calloc(1, sizeof *full);
+    if (!full)
         return OX_ENOMEM;
+    cas_t *c = &full->c;
     snprintf(c->models, sizeof c->models, "%s", models_dir);
     snprintf(c->state, sizeof c->state, "%s", state_dir);
     ox_fs_join(c->blobs, sizeof c->blobs, models_dir, "blobs");
@@ -63,10 +112,11 @@ int cas_open(const char *models_dir, const char *state_dir, cas_t **out, char *e
     for (size_t i = 0; i < 4; i++) {
         if (ox_fs_mkdir_p(dirs[i], 0755)) {
             seterr(err, errlen, "cannot create directory %s", dirs[i]);
-            free(c);
+            free(full);
             return OX_EIO;
         }
     }
+    tmp_pick_same_fs(c);
     pthread_mutex_init(&c->mu, NULL);
     tmp_clean_ingests(c);
     int rc = cas__index_open(c, err, errlen);
@@ -89,7 +139,9 @@ void cas_close(cas_t *c)
         return;
     cas__index_close(c);
     pthread_mutex_destroy(&c->mu);
-    free(c);
+    cas_full_t *full = cas__full(c);
+    free(full->removed);
+    free(full);
 }
 
 const char *cas_models_dir(const cas_t *c) { return c->models; }
@@ -132,16 +184,66 @@ int cas_blob_stat(cas_t *c, const char *digest, uint64_t *size)
     return ox_fs_stat(path, size, NULL);
 }
 
+void cas_set_remove_hook(cas_t *c, cas_remove_fn fn, void *ud)
+{
+    cas_full_t *f = cas__full(c);
+    pthread_mutex_lock(&c->mu);
+    f->remove_fn = fn;
+    f->remove_ud = ud;
+    pthread_mutex_unlock(&c->mu);
+}
+
+void cas__removed_note(cas_t *c, const char *hex)
+{
+    cas_full_t *f = cas__full(c);
+    if (f->n_removed == f->cap_removed) {
+        size_t cap = f->cap_removed ? f->cap_removed * 2 : 8;
+        char(*v)[65] = realloc(f->removed, cap * sizeof *v);
+        if (!v) {
+            OX_WARN("cas: out of memory; removal of sha256:%s not reported", hex);
+            return;
+        }
+        f->removed = v;
+        f->cap_removed = cap;
+    }
+    memcpy(f->removed[f->n_removed++], hex, 65);
+}
+
+void cas__unlock(cas_t *c)
+{
+    cas_full_t *f = cas__full(c);
+    char(*v)[65] = f->removed;
+    size_t n = f->n_removed;
+    cas_remove_fn fn = f->remove_fn;
+    void *ud = f->remove_ud;
+    f->removed = NULL;
+    f->n_removed = f->cap_removed = 0;
+    pthread_mutex_unlock(&c->mu);
+    /* An unlink lost in a crash only brings an unused blob back, which the
+     * next gc removes: one directory fsync for all, outside the lock. */
+    if (n)
+        ox_fs_fsync_dir(c->blobs);
+    for (size_t i = 0; fn && i < n; i++) {
+        char dig[72];
+        snprintf(dig, sizeof dig, "sha256:%s", v[i]);
+        fn(ud, dig);
+    }
+    free(v);
+}
+
 int cas__blob_remove(cas_t *c, const char *hex)
 {
     char path[CAS_PATH_MAX], name[80];
     snprintf(name, sizeof name, "sha256-%s", hex);
     if (ox_fs_join(path, sizeof path, c->blobs, name))
         return OX_ETOOBIG;
-    if (unlink(path) != 0 && errno != ENOENT)
+    int gone = unlink(path) == 0;
+    if (!gone && errno != ENOENT)
         return OX_EIO;
-    ox_fs_fsync_dir(c->blobs);
-    return cas__index_blob_del(c, hex);
+    int rc = cas__index_blob_del(c, hex);
+    if (gone)
+        cas__removed_note(c, hex);
+    return rc;
 }
 
 int cas_blob_verify(cas_t *c, const char *digest)
@@ -161,7 +263,7 @@ int cas_blob_verify(cas_t *c, const char *digest)
     OX_WARN("cas: blob sha256:%s is corrupt (hashes to %s); removed", hex, got);
     pthread_mutex_lock(&c->mu);
     cas__blob_remove(c, hex);
-    pthread_mutex_unlock(&c->mu);
+    cas__unlock(c);
     return OX_EDIGEST;
 }
 
@@ -170,9 +272,9 @@ int cas_blob_list(cas_t *c, char (**digests)[72], size_t *n)
     char(*hexes)[65] = NULL;
     uint64_t *sizes = NULL;
     size_t cnt = 0;
-    pthread_mutex_lock(&c->mu);
+    /* A readdir and a stat per blob: no lock, the index is not involved and
+     * a blob is renamed in or unlinked atomically. */
     int rc = cas__blobs_list_disk(c, &hexes, &sizes, &cnt);
-    pthread_mutex_unlock(&c->mu);
     if (rc)
         return rc;
     free(sizes);
@@ -221,125 +323,4 @@ int cas_meta_get(cas_t *c, const char *kind, const char *digest, void **val, siz
     int rc = cas__index_meta_get(c, key, kl, val, len);
     pthread_mutex_unlock(&c->mu);
     return rc;
-}
-
-static int referenced(const char *hex, const cas_mrec_t *recs, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        for (size_t j = 0; j < recs[i].n_refs; j++)
-            if (strcmp(recs[i].refs[j], hex) == 0)
-                return 1;
-    return 0;
-}
-
-int cas__blobs_remove_unused(cas_t *c, char (*cand)[65], size_t n_cand, const cas_mrec_t *recs,
-                             size_t n_recs)
-{
-    int removed = 0;
-    /* A manifest that cannot be read or parsed may still name any blob:
-     * while one exists, nothing is removed (the disk is the truth). */
-    for (size_t i = 0; i < n_recs; i++) {
-        if (recs[i].bad) {
-            OX_WARN("cas: not removing unused blobs while manifest %s is unreadable",
-                    recs[i].rel);
-            return 0;
-        }
-    }
-    for (size_t i = 0; i < n_cand; i++) {
-        if (referenced(cand[i], recs, n_recs))
-            continue;
-        int dup = 0; /* a manifest may name a blob twice */
-        for (size_t k = 0; k < i && !dup; k++)
-            dup = strcmp(cand[k], cand[i]) == 0;
-        if (dup)
-            continue;
-        char path[CAS_PATH_MAX], name[80];
-        snprintf(name, sizeof name, "sha256-%s", cand[i]);
-        if (ox_fs_join(path, sizeof path, c->blobs, name) || access(path, F_OK) != 0)
-            continue;
-        if (cas__blob_remove(c, cand[i]) == 0)
-            removed++;
-    }
-    return removed;
-}
-
-/* Partials whose blob is already committed are finished work. */
-static void tmp_clean_finished(cas_t *c)
-{
-    DIR *d = opendir(c->tmp);
-    if (!d)
-        return;
-    struct dirent *de;
-    while ((de = readdir(d))) {
-        if (strncmp(de->d_name, "sha256-", 7) != 0 || strlen(de->d_name) < 79 ||
-            strncmp(de->d_name + 71, "-partial", 8) != 0)
-            continue;
-        char dig[72], path[CAS_PATH_MAX];
-        memcpy(dig, de->d_name, 71);
-        dig[71] = 0;
-        if (cas_blob_stat(c, dig, NULL) != 0)
-            continue;
-        if (!ox_fs_join(path, sizeof path, c->tmp, de->d_name))
-            unlink(path);
-    }
-    closedir(d);
-}
-
-/* Unreferenced blobs include ones uploaded for a create that has not written
- * its manifest yet; callers run gc at start-up or on request, as Ollama
- * prunes at start-up. */
-int cas_gc(cas_t *c)
-{
-    cas_mrec_t *recs = NULL;
-    size_t nr = 0, nb = 0;
-    char(*hexes)[65] = NULL;
-    uint64_t *sizes = NULL;
-    pthread_mutex_lock(&c->mu);
-    int rc = cas__manifests_scan(c, &recs, &nr);
-    if (!rc)
-        rc = cas__blobs_list_disk(c, &hexes, &sizes, &nb);
-    if (!rc)
-        rc = cas__blobs_remove_unused(c, hexes, nb, recs, nr);
-    if (rc >= 0)
-        tmp_clean_finished(c);
-    pthread_mutex_unlock(&c->mu);
-    cas__mrecs_free(recs, nr);
-    free(hexes);
-    free(sizes);
-    return rc;
-}
-
-int cas__write_atomic(cas_t *c, const char *dir, const char *name, const void *data, size_t len)
-{
-    char path[CAS_PATH_MAX], tmp[CAS_PATH_MAX], tname[300];
-    snprintf(tname, sizeof tname, ".%s.tmp-%ld-%llu", name, (long)getpid(),
-             (unsigned long long)++c->ingest_seq);
-    if (ox_fs_join(path, sizeof path, dir, name) || ox_fs_join(tmp, sizeof tmp, dir, tname))
-        return OX_ETOOBIG;
-    if (ox_fs_mkdir_p(dir, 0755))
-        return OX_EIO;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return OX_EIO;
-    const char *p = data;
-    size_t left = len;
-    while (left) {
-        ssize_t w = write(fd, p, left);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0) {
-            close(fd);
-            unlink(tmp);
-            return OX_EIO;
-        }
-        p += w;
-        left -= (size_t)w;
-    }
-    int bad = fsync(fd) != 0;
-    bad |= close(fd) != 0;
-    if (bad || rename(tmp, path) != 0) {
-        unlink(tmp);
-        return OX_EIO;
-    }
-    return ox_fs_fsync_dir(dir);
 }

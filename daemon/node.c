@@ -101,6 +101,42 @@ int node_host_parse(const char *s, char *host, size_t hostcap, int *port, char *
     return 0;
 }
 
+/* OLLAMAX_NOPRUNE, else OLLAMA_NOPRUNE, read as Ollama reads it: unset or
+ * empty is off, Go's ParseBool false values are off, anything else is on. */
+static int noprune(void)
+{
+    const char *v = getenv("OLLAMAX_NOPRUNE");
+    if (!v || !*v)
+        v = getenv("OLLAMA_NOPRUNE");
+    if (!v || !*v)
+        return 0;
+    static const char *const no[] = {"0", "f", "F", "false", "FALSE", "False"};
+    for (size_t i = 0; i < sizeof no / sizeof *no; i++)
+        if (strcmp(v, no[i]) == 0)
+            return 0;
+    return 1;
+}
+
+/* Ollama prunes unused blobs at start-up; so do we, here on the loop thread
+ * before the server listens and the swarm starts: no upload or create can
+ * race it (a blob uploaded for a create whose manifest is not written yet
+ * would go), no fetch stages into tmp/ meanwhile, and the swarm never
+ * announces a blob that is about to go. It costs one walk of manifests/ (the
+ * index caches their contents) and one readdir of blobs/. */
+static void prune_at_start(node_t *node)
+{
+    if (noprune()) {
+        OX_INFO("not pruning unused blobs (NOPRUNE is set)");
+        return;
+    }
+    int64_t t0 = ox_time_mono_ns();
+    int n = cas_gc(node->cas);
+    if (n < 0)
+        OX_WARN("pruning unused blobs: %s", ox_strerror(n));
+    else
+        OX_INFO("pruned %d unused blobs in %.3f s", n, (double)(ox_time_mono_ns() - t0) / 1e9);
+}
+
 int node_start(node_t *node, char *err, size_t errlen)
 {
     node->cas = NULL;
@@ -121,6 +157,7 @@ int node_start(node_t *node, char *err, size_t errlen)
     rc = cas_open(node->cfg.models, node->cfg.home, &node->cas, err, errlen);
     if (rc != 0)
         return rc;
+    prune_at_start(node);
     runner_config_t rcfg = {.keep_alive_ns = node->cfg.keep_alive_ns,
                             .num_parallel = node->cfg.num_parallel,
                             .max_queue = node->cfg.max_queue};
