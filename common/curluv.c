@@ -1,17 +1,22 @@
 #include "common/curluv.h"
 
-#include <curl/curl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "common/buf.h"
+#include "common/curlfn.h"
 #include "common/err.h"
+#include "common/log.h"
 
 /* Requests move QUEUED -> RUNNING -> (freed). Only the kick timer and the
  * completion scan touch the multi handle, never a callback that runs inside
  * curl, which libcurl forbids. */
 enum { REQ_QUEUED, REQ_RUNNING };
+
+/* Every curl call goes through the table of the dlopened libcurl (see
+ * common/curlfn.h); curluv_new loaded it, so it is never NULL here. */
+#define CF ox_curl()
 
 struct curluv_req {
     curluv_t *cu;
@@ -114,8 +119,8 @@ static void req_finish(curluv_req_t *r, int result)
     list_unlink_req(r);
     if (r->on_done)
         r->on_done(r, result, r->ud);
-    curl_easy_cleanup(r->easy);
-    curl_slist_free_all(r->hdrs);
+    CF->easy_cleanup(r->easy);
+    CF->slist_free_all(r->hdrs);
     ox_buf_free(&r->resp_hdrs);
     free(r->hdr_val);
     free(r);
@@ -136,13 +141,13 @@ static void check_done(curluv_t *cu)
 {
     CURLMsg *msg;
     int left;
-    while (!cu->closing && (msg = curl_multi_info_read(cu->multi, &left))) {
+    while (!cu->closing && (msg = CF->multi_info_read(cu->multi, &left))) {
         if (msg->msg != CURLMSG_DONE)
             continue;
         curluv_req_t *r = NULL;
-        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&r);
+        CF->easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&r);
         CURLcode cc = msg->data.result;
-        curl_multi_remove_handle(cu->multi, r->easy);
+        CF->multi_remove_handle(cu->multi, r->easy);
         req_finish(r, map_result(r, cc));
     }
 }
@@ -160,7 +165,7 @@ static void on_poll(uv_poll_t *p, int status, int events)
         flags |= CURL_CSELECT_OUT;
     int running;
     cu->depth++;
-    curl_multi_socket_action(cu->multi, s->fd, flags, &running);
+    CF->multi_socket_action(cu->multi, s->fd, flags, &running);
     check_done(cu);
     dispatch_end(cu);
 }
@@ -172,7 +177,7 @@ static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp, v
     sock_t *s = socketp;
     if (what == CURL_POLL_REMOVE) {
         if (s) {
-            curl_multi_assign(cu->multi, fd, NULL);
+            CF->multi_assign(cu->multi, fd, NULL);
             sock_close(s);
         }
         return 0;
@@ -194,7 +199,7 @@ static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp, v
         if (cu->socks)
             cu->socks->prev = s;
         cu->socks = s;
-        curl_multi_assign(cu->multi, fd, s);
+        CF->multi_assign(cu->multi, fd, s);
     }
     int ev = 0;
     if (what == CURL_POLL_IN || what == CURL_POLL_INOUT)
@@ -210,7 +215,7 @@ static void on_timeout(uv_timer_t *t)
     curluv_t *cu = t->data;
     int running;
     cu->depth++;
-    curl_multi_socket_action(cu->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    CF->multi_socket_action(cu->multi, CURL_SOCKET_TIMEOUT, 0, &running);
     check_done(cu);
     dispatch_end(cu);
 }
@@ -242,9 +247,9 @@ static void on_kick(uv_timer_t *t)
             break;
         if (r->canceled) {
             if (r->state == REQ_RUNNING)
-                curl_multi_remove_handle(cu->multi, r->easy);
+                CF->multi_remove_handle(cu->multi, r->easy);
             req_finish(r, OX_ECANCELED);
-        } else if (curl_multi_add_handle(cu->multi, r->easy) != CURLM_OK) {
+        } else if (CF->multi_add_handle(cu->multi, r->easy) != CURLM_OK) {
             req_finish(r, OX_ENOMEM);
         } else {
             r->state = REQ_RUNNING;
@@ -262,21 +267,24 @@ static void kick(curluv_t *cu)
 
 int curluv_new(uv_loop_t *loop, curluv_t **out)
 {
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-        return OX_EIO;
+    int lrc = ox_curl_load();
+    if (lrc != 0) {
+        OX_ERROR("HTTP client unavailable: %s", ox_curl_load_error());
+        return lrc;
+    }
     curluv_t *cu = calloc(1, sizeof(*cu));
     if (!cu)
         return OX_ENOMEM;
     cu->loop = loop;
-    cu->multi = curl_multi_init();
+    cu->multi = CF->multi_init();
     if (!cu->multi) {
         free(cu);
         return OX_ENOMEM;
     }
-    curl_multi_setopt(cu->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
-    curl_multi_setopt(cu->multi, CURLMOPT_SOCKETDATA, cu);
-    curl_multi_setopt(cu->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
-    curl_multi_setopt(cu->multi, CURLMOPT_TIMERDATA, cu);
+    CF->multi_setopt(cu->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
+    CF->multi_setopt(cu->multi, CURLMOPT_SOCKETDATA, cu);
+    CF->multi_setopt(cu->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
+    CF->multi_setopt(cu->multi, CURLMOPT_TIMERDATA, cu);
     uv_timer_init(loop, &cu->timer);
     uv_timer_init(loop, &cu->kick);
     cu->timer.data = cu;
@@ -306,11 +314,11 @@ static void close_now(curluv_t *cu)
     while (cu->reqs) {
         curluv_req_t *r = cu->reqs;
         if (r->state == REQ_RUNNING)
-            curl_multi_remove_handle(cu->multi, r->easy);
+            CF->multi_remove_handle(cu->multi, r->easy);
         r->canceled = 1;
         req_finish(r, OX_ECANCELED);
     }
-    curl_multi_cleanup(cu->multi);
+    CF->multi_cleanup(cu->multi);
     cu->multi = NULL;
     while (cu->socks)
         sock_close(cu->socks);
@@ -369,7 +377,7 @@ int curluv_start(curluv_t *cu, const curluv_opts_t *o, curluv_req_t **out)
     curluv_req_t *r = calloc(1, sizeof(*r));
     if (!r)
         return OX_ENOMEM;
-    r->easy = curl_easy_init();
+    r->easy = CF->easy_init();
     if (!r->easy) {
         free(r);
         return OX_ENOMEM;
@@ -377,7 +385,7 @@ int curluv_start(curluv_t *cu, const curluv_opts_t *o, curluv_req_t **out)
     CURL *e = r->easy;
     int rc = 0;
     for (const char *const *h = o->headers; h && *h; h++) {
-        struct curl_slist *n = curl_slist_append(r->hdrs, *h);
+        struct curl_slist *n = CF->slist_append(r->hdrs, *h);
         if (!n) {
             rc = OX_ENOMEM;
             goto fail;
@@ -385,49 +393,49 @@ int curluv_start(curluv_t *cu, const curluv_opts_t *o, curluv_req_t **out)
         r->hdrs = n;
     }
     const char *method = o->method ? o->method : "GET";
-    curl_easy_setopt(e, CURLOPT_URL, o->url);
-    curl_easy_setopt(e, CURLOPT_PRIVATE, r);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_curl_write);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
-    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_curl_header);
-    curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
-    curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, on_curl_progress);
-    curl_easy_setopt(e, CURLOPT_XFERINFODATA, r);
-    curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->hdrs);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
+    CF->easy_setopt(e, CURLOPT_URL, o->url);
+    CF->easy_setopt(e, CURLOPT_PRIVATE, r);
+    CF->easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    CF->easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
+    CF->easy_setopt(e, CURLOPT_WRITEFUNCTION, on_curl_write);
+    CF->easy_setopt(e, CURLOPT_WRITEDATA, r);
+    CF->easy_setopt(e, CURLOPT_HEADERFUNCTION, on_curl_header);
+    CF->easy_setopt(e, CURLOPT_HEADERDATA, r);
+    CF->easy_setopt(e, CURLOPT_XFERINFOFUNCTION, on_curl_progress);
+    CF->easy_setopt(e, CURLOPT_XFERINFODATA, r);
+    CF->easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
+    CF->easy_setopt(e, CURLOPT_HTTPHEADER, r->hdrs);
+    CF->easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
                      o->connect_timeout_ms > 0 ? o->connect_timeout_ms : 10000L);
     if (o->timeout_ms > 0)
-        curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, o->timeout_ms);
+        CF->easy_setopt(e, CURLOPT_TIMEOUT_MS, o->timeout_ms);
     if (o->stall_timeout_ms >= 0) {
         long secs = o->stall_timeout_ms > 0 ? (o->stall_timeout_ms + 999) / 1000 : 60;
-        curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
-        curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, secs);
+        CF->easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
+        CF->easy_setopt(e, CURLOPT_LOW_SPEED_TIME, secs);
     }
     if (o->max_recv_bps > 0)
-        curl_easy_setopt(e, CURLOPT_MAX_RECV_SPEED_LARGE, (curl_off_t)o->max_recv_bps);
+        CF->easy_setopt(e, CURLOPT_MAX_RECV_SPEED_LARGE, (curl_off_t)o->max_recv_bps);
     /* Every URL here comes from a registry or a peer: never let one of
      * them (or a redirect) make curl read files or speak other protocols. */
-    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    CF->easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    CF->easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
     if (o->follow_redirects) {
-        curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
-        curl_easy_setopt(e, CURLOPT_MAXREDIRS, 10L);
+        CF->easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
+        CF->easy_setopt(e, CURLOPT_MAXREDIRS, 10L);
     }
     if (o->range)
-        curl_easy_setopt(e, CURLOPT_RANGE, o->range);
+        CF->easy_setopt(e, CURLOPT_RANGE, o->range);
     if (strcmp(method, "HEAD") == 0) {
-        curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+        CF->easy_setopt(e, CURLOPT_NOBODY, 1L);
     } else if (strcmp(method, "GET") != 0) {
-        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
+        CF->easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
     }
     if (o->body || strcmp(method, "POST") == 0) {
-        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)o->body_len);
-        curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, o->body ? (const char *)o->body : "");
+        CF->easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)o->body_len);
+        CF->easy_setopt(e, CURLOPT_COPYPOSTFIELDS, o->body ? (const char *)o->body : "");
         if (strcmp(method, "POST") != 0)
-            curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
+            CF->easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
     }
     r->cu = cu;
     r->state = REQ_QUEUED;
@@ -445,8 +453,8 @@ int curluv_start(curluv_t *cu, const curluv_opts_t *o, curluv_req_t **out)
         *out = r;
     return 0;
 fail:
-    curl_easy_cleanup(r->easy);
-    curl_slist_free_all(r->hdrs);
+    CF->easy_cleanup(r->easy);
+    CF->slist_free_all(r->hdrs);
     free(r);
     return rc;
 }
@@ -462,7 +470,7 @@ void curluv_req_cancel(curluv_req_t *r)
 long curluv_req_status(const curluv_req_t *r)
 {
     long code = 0;
-    curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &code);
+    CF->easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &code);
     return code;
 }
 
@@ -497,7 +505,7 @@ const char *curluv_req_header(curluv_req_t *r, const char *name)
 const char *curluv_req_url(const curluv_req_t *r)
 {
     char *u = NULL;
-    curl_easy_getinfo(r->easy, CURLINFO_EFFECTIVE_URL, &u);
+    CF->easy_getinfo(r->easy, CURLINFO_EFFECTIVE_URL, &u);
     return u ? u : "";
 }
 

@@ -1,9 +1,9 @@
 /* The command table and the commands that need no daemon. */
-#include <curl/curl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/curlfn.h"
 #include "daemon/cli.h"
 #include "daemon/serve.h"
 
@@ -75,6 +75,16 @@ int cli_cmd_serve(int argc, char **argv)
     if (argc > 1)
         return cli_error("serve takes no arguments (configure it with OLLAMAX_HOST, "
                          "OLLAMAX_MODELS, ...)");
+    /* libtorrent's session loads OpenSSL's default CA file (~140
+     * certificates: ~1 MB of heap and libcrypto pages, kept for the daemon's
+     * life) into a TLS context used only for HTTPS trackers and web seeds,
+     * which the swarm never uses. Pointing SSL_CERT_FILE at an empty file
+     * keeps that store empty. Nothing else in the daemon reads OpenSSL's
+     * default paths: libcurl (registry pulls) verifies with its own
+     * compiled-in CA bundle and directory and ignores SSL_CERT_FILE, so a
+     * value set in the environment had no use here either and is replaced.
+     * Done before any thread exists, so setenv is safe. */
+    setenv("SSL_CERT_FILE", "/dev/null", 1);
     return node_serve();
 }
 
@@ -121,8 +131,9 @@ int cli_main(int argc, char **argv)
             printf("%s\n\nUsage:\n  ollamax %s\n", c->help, c->usage);
             return 0;
         }
-    curl_global_init(CURL_GLOBAL_DEFAULT);
+    /* libcurl is loaded by the first HTTP call, not here: `serve` must not
+     * map it until a pull needs it */
     int rc = c->run(argc - 1, argv + 1);
-    curl_global_cleanup();
+    ox_curl_cleanup();
     return rc;
 }

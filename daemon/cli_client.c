@@ -1,10 +1,12 @@
-/* The CLI's HTTP client: blocking libcurl easy calls to the daemon. */
-#include <curl/curl.h>
+/* The CLI's HTTP client: blocking libcurl easy calls to the daemon. libcurl
+ * is loaded on the first request (common/curlfn.h), so commands that never
+ * talk HTTP, `serve` above all, do not map it. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/curlfn.h"
 #include "daemon/cli.h"
 
 int cli_error(const char *fmt, ...)
@@ -83,45 +85,49 @@ static int transport_error(CURLcode cc, const char *errbuf, int quiet)
     if (cc == CURLE_COULDNT_CONNECT || cc == CURLE_COULDNT_RESOLVE_HOST)
         return cli_error("could not connect to ollamax server at %s: is it running?",
                          cli_base_url());
-    return cli_error("%s: %s", cli_base_url(), errbuf[0] ? errbuf : curl_easy_strerror(cc));
+    return cli_error("%s: %s", cli_base_url(),
+                     errbuf[0] ? errbuf : ox_curl()->easy_strerror(cc));
 }
 
 static int do_request(const char *method, const char *path, const json_t *body, cli_resp_t *out,
                       int quiet)
 {
     memset(out, 0, sizeof(*out));
-    CURL *e = curl_easy_init();
+    const ox_curl_api_t *C = ox_curl();
+    if (!C)
+        return quiet ? 1 : cli_error("%s", ox_curl_load_error());
+    CURL *e = C->easy_init();
     if (!e)
         return quiet ? 1 : cli_error("out of memory");
     char url[1024], errbuf[CURL_ERROR_SIZE] = "";
     snprintf(url, sizeof(url), "%s%s", cli_base_url(), path);
     char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
-    struct curl_slist *hdrs = curl_slist_append(NULL, "Content-Type: application/json");
-    curl_easy_setopt(e, CURLOPT_URL, url);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, &out->body);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, hdrs);
-    curl_easy_setopt(e, CURLOPT_USERAGENT, "ollamax/" OX_VERSION);
+    struct curl_slist *hdrs = C->slist_append(NULL, "Content-Type: application/json");
+    C->easy_setopt(e, CURLOPT_URL, url);
+    C->easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    C->easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
+    C->easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
+    C->easy_setopt(e, CURLOPT_WRITEDATA, &out->body);
+    C->easy_setopt(e, CURLOPT_HTTPHEADER, hdrs);
+    C->easy_setopt(e, CURLOPT_USERAGENT, "ollamax/" OX_VERSION);
     if (strcmp(method, "HEAD") == 0)
-        curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+        C->easy_setopt(e, CURLOPT_NOBODY, 1L);
     else if (strcmp(method, "GET") != 0)
-        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
+        C->easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
     if (text) {
-        curl_easy_setopt(e, CURLOPT_POSTFIELDS, text);
-        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(text));
+        C->easy_setopt(e, CURLOPT_POSTFIELDS, text);
+        C->easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(text));
     }
-    CURLcode cc = curl_easy_perform(e);
+    CURLcode cc = C->easy_perform(e);
     int rc = 0;
     if (cc != CURLE_OK) {
         rc = transport_error(cc, errbuf, quiet);
         ox_buf_free(&out->body);
     } else {
-        curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &out->status);
+        C->easy_getinfo(e, CURLINFO_RESPONSE_CODE, &out->status);
     }
-    curl_slist_free_all(hdrs);
-    curl_easy_cleanup(e);
+    C->slist_free_all(hdrs);
+    C->easy_cleanup(e);
     free(text);
     return rc;
 }
@@ -193,7 +199,7 @@ static size_t on_stream_write(char *p, size_t size, size_t n, void *ud)
     stream_ctx_t *s = ud;
     size_t len = size * n;
     if (!s->status)
-        curl_easy_getinfo(s->easy, CURLINFO_RESPONSE_CODE, &s->status);
+        ox_curl()->easy_getinfo(s->easy, CURLINFO_RESPONSE_CODE, &s->status);
     if (s->status / 100 != 2)
         return ox_buf_append(&s->errbody, p, len) == 0 ? len : 0;
     if (ox_buf_append(&s->line, p, len) != 0)
@@ -212,24 +218,27 @@ static size_t on_stream_write(char *p, size_t size, size_t n, void *ud)
 int cli_stream(const char *path, const json_t *body, int (*on_line)(json_t *obj, void *ud),
                void *ud)
 {
-    CURL *e = curl_easy_init();
+    const ox_curl_api_t *C = ox_curl();
+    if (!C)
+        return cli_error("%s", ox_curl_load_error());
+    CURL *e = C->easy_init();
     if (!e)
         return cli_error("out of memory");
     stream_ctx_t s = {.easy = e, .on_line = on_line, .ud = ud};
     char url[1024], errbuf[CURL_ERROR_SIZE] = "";
     snprintf(url, sizeof(url), "%s%s", cli_base_url(), path);
     char *text = json_dumps(body, JSON_COMPACT);
-    struct curl_slist *hdrs = curl_slist_append(NULL, "Content-Type: application/json");
-    curl_easy_setopt(e, CURLOPT_URL, url);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_stream_write);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, &s);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, hdrs);
-    curl_easy_setopt(e, CURLOPT_USERAGENT, "ollamax/" OX_VERSION);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDS, text ? text : "{}");
-    CURLcode cc = curl_easy_perform(e);
-    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &s.status);
+    struct curl_slist *hdrs = C->slist_append(NULL, "Content-Type: application/json");
+    C->easy_setopt(e, CURLOPT_URL, url);
+    C->easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    C->easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
+    C->easy_setopt(e, CURLOPT_WRITEFUNCTION, on_stream_write);
+    C->easy_setopt(e, CURLOPT_WRITEDATA, &s);
+    C->easy_setopt(e, CURLOPT_HTTPHEADER, hdrs);
+    C->easy_setopt(e, CURLOPT_USERAGENT, "ollamax/" OX_VERSION);
+    C->easy_setopt(e, CURLOPT_POSTFIELDS, text ? text : "{}");
+    CURLcode cc = C->easy_perform(e);
+    C->easy_getinfo(e, CURLINFO_RESPONSE_CODE, &s.status);
     int rc = 0;
     if (s.err[0]) {
         rc = cli_error("%s", s.err);
@@ -246,8 +255,8 @@ int cli_stream(const char *path, const json_t *body, int (*on_line)(json_t *obj,
     }
     ox_buf_free(&s.line);
     ox_buf_free(&s.errbody);
-    curl_slist_free_all(hdrs);
-    curl_easy_cleanup(e);
+    C->slist_free_all(hdrs);
+    C->easy_cleanup(e);
     free(text);
     return rc;
 }

@@ -1,7 +1,6 @@
 /* `ollamax create NAME [-f Modelfile] [-q QUANT]`: parses the Modelfile,
  * uploads a local GGUF as a blob when the daemon lacks it, then POSTs
  * /api/create and shows its progress. */
-#include <curl/curl.h>
 #include <errno.h>
 #include <libgen.h>
 #include <stdio.h>
@@ -10,6 +9,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 
+#include "common/curlfn.h"
 #include "common/err.h"
 #include "common/fs.h"
 #include "common/sha256.h"
@@ -67,7 +67,12 @@ static int ensure_blob(const char *path, char digest[72], cli_progress_t *prog)
     FILE *f = fopen(path, "rb");
     if (!f)
         return cli_error("open %s: %s", path, strerror(errno));
-    CURL *e = curl_easy_init();
+    const ox_curl_api_t *C = ox_curl();  /* loaded by cli_request above */
+    if (!C) {
+        fclose(f);
+        return cli_error("%s", ox_curl_load_error());
+    }
+    CURL *e = C->easy_init();
     if (!e) {
         fclose(f);
         return cli_error("out of memory");
@@ -77,37 +82,37 @@ static int ensure_blob(const char *path, char digest[72], cli_progress_t *prog)
     char url[1024], errbuf[CURL_ERROR_SIZE] = "";
     snprintf(url, sizeof(url), "%s%s", cli_base_url(), api_path);
     ox_buf_t body = OX_BUF_INIT;
-    struct curl_slist *hdrs = curl_slist_append(NULL, "Content-Type: application/octet-stream");
-    hdrs = curl_slist_append(hdrs, "Expect:");
-    curl_easy_setopt(e, CURLOPT_URL, url);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_POST, 1L);
-    curl_easy_setopt(e, CURLOPT_READDATA, f);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)size);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, hdrs);
-    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_discard);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, &body);
-    curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
-    curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, on_upload_progress);
-    curl_easy_setopt(e, CURLOPT_XFERINFODATA, &u);
-    CURLcode cc = curl_easy_perform(e);
+    struct curl_slist *hdrs = C->slist_append(NULL, "Content-Type: application/octet-stream");
+    hdrs = C->slist_append(hdrs, "Expect:");
+    C->easy_setopt(e, CURLOPT_URL, url);
+    C->easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    C->easy_setopt(e, CURLOPT_POST, 1L);
+    C->easy_setopt(e, CURLOPT_READDATA, f);
+    C->easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)size);
+    C->easy_setopt(e, CURLOPT_HTTPHEADER, hdrs);
+    C->easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
+    C->easy_setopt(e, CURLOPT_WRITEFUNCTION, on_discard);
+    C->easy_setopt(e, CURLOPT_WRITEDATA, &body);
+    C->easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
+    C->easy_setopt(e, CURLOPT_XFERINFOFUNCTION, on_upload_progress);
+    C->easy_setopt(e, CURLOPT_XFERINFODATA, &u);
+    CURLcode cc = C->easy_perform(e);
     long status = 0;
-    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+    C->easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
     cli_progress_end(prog);
     rc = 0;
     if (cc == CURLE_COULDNT_CONNECT)
         rc = cli_error("could not connect to ollamax server at %s: is it running?", cli_base_url());
     else if (cc != CURLE_OK)
-        rc = cli_error("uploading %s: %s", path, errbuf[0] ? errbuf : curl_easy_strerror(cc));
+        rc = cli_error("uploading %s: %s", path, errbuf[0] ? errbuf : C->easy_strerror(cc));
     else if (status / 100 != 2) {
         cli_resp_t er = {.status = status, .body = body};
         char msg[1024];
         rc = cli_error("uploading %s: %s", path, cli_resp_error(&er, msg, sizeof(msg)));
     }
     ox_buf_free(&body);
-    curl_slist_free_all(hdrs);
-    curl_easy_cleanup(e);
+    C->slist_free_all(hdrs);
+    C->easy_cleanup(e);
     fclose(f);
     return rc;
 }

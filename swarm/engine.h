@@ -124,6 +124,17 @@ typedef struct swarm_engine_ops {
      * file at path with piece_len; *out is malloc'd (caller frees). */
     int (*make_torrent)(const char *path, uint64_t piece_len, void **out, size_t *len,
                         uint8_t ih[32]);
+    /* Points a complete torrent at save_path, where the caller already moved
+     * its file (nothing is copied; a source that is gone is fine). The
+     * torrent stays in the engine with its peers. A later failure comes as
+     * SWARM_EV_ERROR. NULL when the engine cannot. */
+    int (*relocate)(void *eng, const uint8_t ih[32], const char *save_path);
+    /* Peers at these addresses form the throttled class (connections made
+     * from now on; ips borrowed for the call; n = 0 empties it), whose
+     * download set_throttle caps. NULL when the engine cannot. */
+    int (*set_throttled)(void *eng, const char *const *ips, size_t n);
+    /* Caps the download from the throttled class, bytes/s; 0 lifts the cap. */
+    int (*set_throttle)(void *eng, uint64_t down);
 } swarm_engine_ops_t;
 
 extern const swarm_engine_ops_t swarm_engine_libtorrent;

@@ -31,7 +31,29 @@ namespace {
 struct lt_eng {
     std::unique_ptr<lt::session> ses;
     std::vector<lt::alert *> alerts;
+    lt::peer_class_t throttle{0};
+    bool has_throttle = false;
 };
+
+// Every address in the global class (rate caps apply to LAN and loopback
+// peers too: libtorrent exempts local networks by default), the listed ones
+// in the throttled class as well.
+lt::ip_filter class_filter(const lt_eng *e, const char *const *ips, size_t n)
+{
+    std::uint32_t const global =
+        1u << static_cast<std::uint32_t>(lt::session::global_peer_class_id);
+    lt::ip_filter f;
+    f.add_rule(lt::make_address("0.0.0.0"), lt::make_address("255.255.255.255"), global);
+    f.add_rule(lt::make_address("::"), lt::make_address("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"),
+               global);
+    for (size_t i = 0; e->has_throttle && i < n; i++) {
+        lt::error_code ec;
+        auto addr = lt::make_address(ips[i], ec);
+        if (!ec)
+            f.add_rule(addr, addr, global | (1u << static_cast<std::uint32_t>(e->throttle)));
+    }
+    return f;
+}
 
 void put_err(char *err, size_t errlen, const char *what)
 {
@@ -148,14 +170,10 @@ int eng_open(const swarm_engine_cfg_t *cfg, void (*notify)(void *), void *ud, vo
         auto e = std::make_unique<lt_eng>();
         lt::session_params params(make_settings(cfg));
         e->ses = std::make_unique<lt::session>(std::move(params));
-        // rate caps apply to LAN and loopback peers too (libtorrent exempts
-        // local networks by default): every address is in the global class
-        lt::ip_filter f;
-        f.add_rule(lt::make_address("0.0.0.0"), lt::make_address("255.255.255.255"),
-                   1u << static_cast<std::uint32_t>(lt::session::global_peer_class_id));
-        f.add_rule(lt::make_address("::"), lt::make_address("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"),
-                   1u << static_cast<std::uint32_t>(lt::session::global_peer_class_id));
-        e->ses->set_peer_class_filter(f);
+        e->throttle = e->ses->create_peer_class("ox-throttle");
+        // the filter holds 32 classes
+        e->has_throttle = static_cast<std::uint32_t>(e->throttle) < 32;
+        e->ses->set_peer_class_filter(class_filter(e.get(), nullptr, 0));
         // the callback can fire at once: the caller has its wake-up ready
         e->ses->set_alert_notify([notify, ud] { notify(ud); });
         *out = e.release();
@@ -373,6 +391,50 @@ int eng_announce(void *p, const uint8_t ih[32])
     }
 }
 
+int eng_relocate(void *p, const uint8_t ih[32], const char *save_path)
+{
+    auto *e = static_cast<lt_eng *>(p);
+    try {
+        auto h = find(e, ih);
+        if (!h.is_valid())
+            return OX_ENOTFOUND;
+        // libtorrent moves each file whose source exists and skips one that
+        // is gone (storage_utils move_storage): the store already renamed
+        // it, so this only changes where the torrent reads from, without a
+        // recheck (that comes only with dont_replace)
+        h.move_storage(save_path, lt::move_flags_t::always_replace_files);
+        return 0;
+    } catch (...) {
+        return OX_ESTATE;
+    }
+}
+
+int eng_set_throttled(void *p, const char *const *ips, size_t n)
+{
+    auto *e = static_cast<lt_eng *>(p);
+    try {
+        e->ses->set_peer_class_filter(class_filter(e, ips, n));
+        return e->has_throttle ? 0 : OX_ESTATE;
+    } catch (...) {
+        return OX_ENET;
+    }
+}
+
+int eng_set_throttle(void *p, uint64_t down)
+{
+    auto *e = static_cast<lt_eng *>(p);
+    if (!e->has_throttle)
+        return OX_ESTATE;
+    try {
+        lt::peer_class_info info = e->ses->get_peer_class(e->throttle);
+        info.download_limit = (int)std::min<uint64_t>(down, INT32_MAX);
+        e->ses->set_peer_class(e->throttle, info);
+        return 0;
+    } catch (...) {
+        return OX_ENET;
+    }
+}
+
 int eng_post_updates(void *p)
 {
     auto *e = static_cast<lt_eng *>(p);
@@ -490,6 +552,10 @@ void emit(const lt::alert *a, swarm_ev_cb cb, void *ud)
         ev.type = SWARM_EV_ERROR;
         ih_copy(x->handle.info_hashes(), ev.ih);
         std::snprintf(ev.msg, sizeof ev.msg, "%s", x->message().c_str());
+    } else if (auto *x = lt::alert_cast<lt::storage_moved_failed_alert>(a)) {
+        ev.type = SWARM_EV_ERROR;
+        ih_copy(x->handle.info_hashes(), ev.ih);
+        std::snprintf(ev.msg, sizeof ev.msg, "%s", x->message().c_str());
     } else if (auto *x = lt::alert_cast<lt::file_error_alert>(a)) {
         ev.type = SWARM_EV_ERROR;
         ih_copy(x->handle.info_hashes(), ev.ih);
@@ -578,4 +644,7 @@ extern "C" const swarm_engine_ops_t swarm_engine_libtorrent = {
     eng_poll,
     eng_listen_port,
     eng_make_torrent,
+    eng_relocate,
+    eng_set_throttled,
+    eng_set_throttle,
 };

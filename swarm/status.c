@@ -21,14 +21,19 @@ static json_t *tor_json(const swarm_tor_t *t)
 {
     char ih[65];
     ox_hex_encode(t->ih, 32, ih);
-    return json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:i, s:i, s:I}",
-                     "digest", t->digest, "info_hash", t->state == TOR_PREPARING ? "" : ih,
-                     "role", t->role == TOR_FETCH ? "fetch" : "seed", "state", tor_state_name(t),
-                     "size", (json_int_t)t->st.size, "done", (json_int_t)t->st.done,
-                     "uploaded", (json_int_t)t->st.uploaded, "downloaded",
-                     (json_int_t)t->st.downloaded, "up_rate", (json_int_t)t->st.up_rate,
-                     "down_rate", (json_int_t)t->st.down_rate, "peers", t->st.peers, "seeds",
-                     t->st.seeds, "hash_failures", (json_int_t)t->hash_failures);
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:i, s:i, s:I}",
+                          "digest", t->digest, "info_hash", t->state == TOR_PREPARING ? "" : ih,
+                          "role", t->role == TOR_FETCH ? "fetch" : "seed", "state",
+                          tor_state_name(t),
+                          "size", (json_int_t)t->st.size, "done", (json_int_t)t->st.done,
+                          "uploaded", (json_int_t)t->st.uploaded, "downloaded",
+                          (json_int_t)t->st.downloaded, "up_rate", (json_int_t)t->st.up_rate,
+                          "down_rate", (json_int_t)t->st.down_rate, "peers", t->st.peers, "seeds",
+                          t->st.seeds, "hash_failures", (json_int_t)t->hash_failures);
+    /* a fetch's torrent that went on as the seed (fetch.c) */
+    if (o)
+        json_object_set_new(o, "from_fetch", json_boolean(t->adopted));
+    return o;
 }
 
 char *swarm__status_json(swarm_t *s)
@@ -62,6 +67,9 @@ char *swarm__status_json(swarm_t *s)
      * and blocks lifted because the fetch stalled */
     json_object_set_new(o, "stripe_blocks", json_integer((json_int_t)s->stripe_blocks));
     json_object_set_new(o, "stripe_stalls", json_integer((json_int_t)s->stripe_stalls));
+    json_object_set_new(o, "stripe_focus", json_integer((json_int_t)s->stripe_focus));
+    /* seeds taken out because the store removed their blob (forget.c) */
+    json_object_set_new(o, "forgotten", json_integer((json_int_t)s->forgotten));
     char *text = json_dumps(o, JSON_COMPACT);
     json_decref(o);
     return text;

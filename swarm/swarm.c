@@ -66,6 +66,17 @@ void swarm__tor_free(swarm_t *s, swarm_tor_t *t)
     free(t);
 }
 
+/* Frees t once out of the engine, and seeds its blob afresh when asked. */
+static void tor_retire(swarm_t *s, swarm_tor_t *t)
+{
+    char digest[72];
+    int reseed = t->reseed && !s->closing;
+    snprintf(digest, sizeof digest, "%s", t->digest);
+    swarm__tor_free(s, t);
+    if (reseed)
+        swarm_seed_blob(s, digest);
+}
+
 void swarm__tor_remove(swarm_t *s, swarm_tor_t *t)
 {
     if (t->state == TOR_REMOVING)
@@ -78,7 +89,7 @@ void swarm__tor_remove(swarm_t *s, swarm_tor_t *t)
             OX_WARN("swarm: engine could not remove %s", t->digest);
         swarm_fetch_t *f = t->fetch;
         t->fetch = NULL;
-        swarm__tor_free(s, t);
+        tor_retire(s, t);
         if (f) {
             f->tor = NULL;
             swarm__fetch_on_removed(f);
@@ -291,9 +302,11 @@ static void on_engine_event(void *ud, const swarm_ev_t *ev)
                 f->share_total = (size_t)(ev->piece - f->stripe_index - 1) /
                                      (size_t)f->stripe_count + 1;
             swarm__fetch_on_added(f);
+        } else {
+            OX_DEBUG("swarm: seeding %s", t->digest);
+            if (s->cfg.dht)
+                s->ops->announce(s->eng, t->ih); /* found by fetchers now, not in 15 min */
         }
-        else if (s->cfg.dht)
-            s->ops->announce(s->eng, t->ih); /* found by fetchers now, not in 15 min */
         break;
     case SWARM_EV_ADD_FAILED:
         OX_WARN("swarm: engine refused %s: %s", t->digest, ev->msg);
@@ -317,7 +330,7 @@ static void on_engine_event(void *ud, const swarm_ev_t *ev)
             t->fetch = NULL;
             swarm__fetch_on_removed(f);
         }
-        swarm__tor_free(s, t);
+        tor_retire(s, t);
         break;
     case SWARM_EV_HASH_FAILED:
         t->hash_failures++;
@@ -334,9 +347,13 @@ static void on_engine_event(void *ud, const swarm_ev_t *ev)
     case SWARM_EV_ERROR:
         OX_WARN("swarm: %s: %s", t->digest, ev->msg);
         if (f) {
-            swarm__fetch_fail(f, OX_EIO, ev->msg);
+            swarm__fetch_on_error(f, ev->msg);
         } else if (t->role == TOR_SEED) {
-            swarm__tor_remove(s, t); /* the blob went away or is unreadable */
+            /* the blob went away or is unreadable; a fetch's torrent that
+             * became the seed may only have lost its file in the move to
+             * blobs/: seeded once more from the store, as any blob */
+            t->reseed = t->adopted;
+            swarm__tor_remove(s, t);
         }
         break;
     case SWARM_EV_PIECE:
@@ -375,6 +392,7 @@ static void on_wake(uv_async_t *a)
             swarm_seed_blob(s, inbox[i]);
         free(inbox);
     }
+    swarm__forget_drain(s);
     swarm__fetch_run_finished(s);
 }
 
@@ -386,6 +404,7 @@ static void on_timer(uv_timer_t *tm)
     s->ops->post_updates(s->eng);
     int64_t now = ox_time_mono_ns();
     swarm__fetch_tick(s, now);
+    swarm__fetch_flush_behind(s);
     if (now - s->last_resume_ns >= (int64_t)s->cfg.resume_ms * 1000000) {
         s->last_resume_ns = now;
         for (swarm_fetch_t *f = s->fetches; f; f = f->next)
@@ -501,6 +520,7 @@ int swarm_new(uv_loop_t *loop, cas_t *cas, const swarm_config_t *cfg, swarm_t **
     uv_timer_start(&s->timer, on_timer, (uint64_t)s->cfg.update_ms, (uint64_t)s->cfg.update_ms);
     s->last_resume_ns = ox_time_mono_ns();
     cas_set_tap(cas, &s->hub->tap);
+    swarm__forget_attach(s);
     *out = s;
     return 0;
 }
@@ -580,6 +600,7 @@ void swarm_close(swarm_t *s, swarm_close_cb cb, void *ud)
     s->close_cb = cb;
     s->close_ud = ud;
     cas_set_tap(s->cas, NULL);
+    swarm__forget_detach(s);
     swarm__hub_detach(s->hub);
     s->hub = NULL;
     uv_timer_stop(&s->timer);

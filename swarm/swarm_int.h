@@ -46,14 +46,16 @@ typedef struct swarm_tor {
     swarm_tstat_t st;
     uint64_t hash_failures;
     swarm_fetch_t *fetch;    /* role FETCH while the fetch runs */
+    int adopted;             /* a fetch's torrent that became the seed */
+    int reseed;              /* seed the blob afresh once it left the engine */
 } swarm_tor_t;
 
 /* Fetch lifecycle; moves are checked against a table in swarm.c. */
 enum fetch_state {
     FETCH_ADDING,     /* engine add requested */
     FETCH_RUNNING,    /* downloading */
-    FETCH_RELEASING,  /* finished: leaving the engine before the commit */
-    FETCH_ADOPTING,   /* whole-file sha256 + commit in the work pool */
+    FETCH_ADOPTING,   /* whole-file sha256 + commit in the work pool; the
+                       * torrent stays in the engine, serving the file */
     FETCH_DONE,       /* done callback queued */
     FETCH_STATE_COUNT
 };
@@ -80,10 +82,19 @@ struct swarm_fetch {
     int stripe_index, stripe_count;
     size_t share_total, share_done; /* pieces of the own share */
     int blocking;             /* holders blocked: own share complete */
+    int focused;              /* own share lags: co-fetchers throttled */
+    uint64_t focus_cap;       /* their cap meanwhile, bytes/s */
     int block_over;           /* lifted for good (stall or done) */
     int64_t last_progress_ns; /* a piece or a byte count moved */
     int64_t last_connect_ns;  /* peers (re)connected */
     int64_t started_ns;
+    /* milestones of the end of a fetch (0 = not reached), for the log */
+    int64_t finished_ns;      /* every piece in */
+    int64_t sync_ns;          /* adopt work: staged data flushed */
+    int64_t adopted_ns;       /* adopt work: committed */
+    int flushing;             /* a write-back request is in the work pool */
+    int resume_busy;          /* resume data being written in the work pool */
+    uint64_t flush_mark;      /* verified bytes when the last one was queued */
     swarm_progress_cb progress;
     swarm_done_cb done;
     void *ud;
@@ -116,6 +127,14 @@ struct swarm {
     size_t n_banned;
     uint64_t thread_violations;        /* loop state touched off the loop thread */
     uint64_t stripe_blocks, stripe_stalls; /* stripe.c */
+    uint64_t stripe_focus;             /* stripe.c: times a share lagged */
+    uint64_t throttle_cap;             /* stripe.c: the engine's cap now */
+    /* forget.c: blobs the store removed, queued by its hook (guarded by a
+     * lock of forget.c, not the loop) */
+    struct swarm *forget_next;
+    char (*forget)[72];
+    size_t n_forget, cap_forget;
+    uint64_t forgotten;               /* seeds taken out for that (loop) */
     swarm_close_cb close_cb;
     void *close_ud;
     void *reap_token;
@@ -135,9 +154,15 @@ void swarm__maybe_finish_close(swarm_t *s);
 void swarm__fetch_on_added(swarm_fetch_t *f);
 void swarm__fetch_on_finished(swarm_fetch_t *f);
 void swarm__fetch_on_removed(swarm_fetch_t *f);
+/* The engine reports an error for f's torrent: fails a running fetch; during
+ * the commit only takes the torrent out. */
+void swarm__fetch_on_error(swarm_fetch_t *f, const char *msg);
 void swarm__fetch_on_state(swarm_fetch_t *f, const swarm_tstat_t *st);
 void swarm__fetch_on_resume(swarm_fetch_t *f, const void *data, size_t len);
 void swarm__fetch_fail(swarm_fetch_t *f, int status, const char *msg);
+/* Starts write-back of what running fetches staged since the last call, so
+ * the commit's fsync does not wait for the whole file (from the timer). */
+void swarm__fetch_flush_behind(swarm_t *s);
 /* Runs the done callbacks queued by fetch_finish (loop turn after). */
 void swarm__fetch_run_finished(swarm_t *s);
 void swarm__fetch_connect(swarm_fetch_t *f, const char *endpoint);
@@ -145,8 +170,23 @@ void swarm__fetch_connect(swarm_fetch_t *f, const char *endpoint);
 void swarm__fetch_on_piece(swarm_fetch_t *f, int piece);
 /* stripe.c: stall check and reconnects of running fetches, from the timer. */
 void swarm__fetch_tick(swarm_t *s, int64_t now_ns);
+/* stripe.c: whether a striped fetch's own share (pieces from the holders)
+ * lags its progress overall (mostly from co-fetchers) enough that its link
+ * should go to the holders first; `was` gives the hysteresis. Pure. */
+int swarm__stripe_lagging(size_t share_done, size_t share_total, uint64_t done, uint64_t size,
+                          int was);
+/* stripe.c: puts the co-fetchers of every running fetch and of extra (may be
+ * NULL) in the engine's throttled class, before extra's torrent is added. */
+void swarm__stripe_classify(swarm_t *s, const swarm_fetch_t *extra);
 /* stripe.c: stops blocking f's holders (fetch done, failed or stalled). */
 void swarm__fetch_unblock(swarm_fetch_t *f);
+
+/* forget.c: registers the store's remove hook (attach, after the wake
+ * handle is ready), unregisters it (detach, before the handle closes), and
+ * takes removed blobs' seeds out of the engine (drain, on the loop). */
+void swarm__forget_attach(swarm_t *s);
+void swarm__forget_detach(swarm_t *s);
+void swarm__forget_drain(swarm_t *s);
 
 /* Counts a call on a thread other than the loop's (must never happen). */
 void swarm__check_thread(swarm_t *s);

@@ -59,10 +59,25 @@ def test_pull_from_two_seeders():
     up_a = swarm_status(a)["bytes_up"] - up_a0
     up_b = swarm_status(b)["bytes_up"] - up_b0
     assert up_a > (1 << 20) and up_b > (1 << 20), (up_a, up_b)
-    # the puller now seeds it too
+    # the puller now seeds it too, with the very torrent that fetched it
     t = torrent_of(swarm_status(c), digest)
     assert t and t["role"] == "seed", t
+    assert t["from_fetch"] is True, t
     assert "swarm from" in c.log() or "through the swarm" in c.log(), c.log()
+
+
+def test_deleted_model_stops_seeding():
+    a, b, digest = seeded_pair()
+    assert torrent_of(swarm_status(b), digest), swarm_status(b)
+    r = b.api("DELETE", "/api/delete", {"model": "%s/library/big:v1" % a.addr})
+    assert r.status == 200, r
+    # the blob left B's store: B no longer offers it to the swarm
+    wait_for(lambda: torrent_of(swarm_status(b), digest) is None, timeout=20,
+             what="the deleted blob's torrent to leave the swarm")
+    st = swarm_status(b)
+    assert st["forgotten"] == 2 and st["torrents"] == [], st  # the layer and the config
+    assert b.req("GET", "/api/swarm/torrents/" + digest).status == 404
+    assert torrent_of(swarm_status(a), digest), "A still holds and seeds it"
 
 
 def test_corrupt_seeder_is_banned():

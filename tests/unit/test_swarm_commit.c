@@ -1,0 +1,327 @@
+/* swarm: the end of a fetch. The fetch's torrent keeps serving while the
+ * store commits the blob and then goes on as the blob's seed from blobs/
+ * (no remove and re-add). A blob the store removes stops being seeded.
+ * Real transfers between swarm instances in one process on one loop, bound
+ * to 127.0.0.21-23 (apart from test_swarm's addresses). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <ftw.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "cas/cas.h"
+#include "common/err.h"
+#include "common/fs.h"
+#include "common/timeutil.h"
+#include "swarm/swarm.h"
+#include "swarm/swarm_int.h"
+
+typedef struct node {
+    char dir[128];
+    char ip[32];
+    cas_t *cas;
+    swarm_t *sw;
+    int closed;
+} node_t;
+
+static void node_open(uv_loop_t *loop, node_t *n, const char *ip)
+{
+    memset(n, 0, sizeof *n);
+    snprintf(n->dir, sizeof n->dir, "/tmp/test_swarm_commit_XXXXXX");
+    assert_non_null(mkdtemp(n->dir));
+    snprintf(n->ip, sizeof n->ip, "%s", ip);
+    char models[256], state[256], err[256] = "";
+    snprintf(models, sizeof models, "%s/models", n->dir);
+    snprintf(state, sizeof state, "%s/state", n->dir);
+    assert_int_equal(ox_fs_mkdir_p(models, 0755), 0);
+    assert_int_equal(ox_fs_mkdir_p(state, 0755), 0);
+    if (cas_open(models, state, &n->cas, err, sizeof err))
+        fail_msg("cas_open: %s", err);
+    swarm_config_t cfg;
+    swarm_config_init(&cfg);
+    snprintf(cfg.bind_ip, sizeof cfg.bind_ip, "%s", ip);
+    cfg.update_ms = 100;
+    cfg.resume_ms = 300;
+    if (swarm_new(loop, n->cas, &cfg, &n->sw, err, sizeof err))
+        fail_msg("swarm_new: %s", err);
+}
+
+static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb, (void)flag, (void)ftw;
+    return remove(p);
+}
+
+static void on_closed(swarm_t *s, void *ud)
+{
+    (void)s;
+    ((node_t *)ud)->closed = 1;
+}
+
+static void nodes_close(uv_loop_t *loop, node_t *nodes, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (nodes[i].sw)
+            swarm_close(nodes[i].sw, on_closed, &nodes[i]);
+    assert_int_equal(uv_run(loop, UV_RUN_DEFAULT), 0);
+    for (size_t i = 0; i < n; i++) {
+        if (nodes[i].sw)
+            assert_true(nodes[i].closed);
+        cas_close(nodes[i].cas);
+        nftw(nodes[i].dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    }
+}
+
+static int run_until(uv_loop_t *loop, int (*pred)(void *), void *ud, int timeout_s)
+{
+    int64_t end = ox_time_mono_ns() + (int64_t)timeout_s * 1000000000;
+    while (!pred(ud) && ox_time_mono_ns() < end)
+        uv_run(loop, UV_RUN_ONCE); /* the swarm's timer ticks every 100 ms */
+    return pred(ud);
+}
+
+static void ingest_random(cas_t *c, size_t n, unsigned seed, char digest[72])
+{
+    uint8_t *p = malloc(n);
+    assert_non_null(p);
+    uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
+    for (size_t i = 0; i < n; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        p[i] = (uint8_t)(x >> 24);
+    }
+    cas_ingest_t *in;
+    char err[256] = "";
+    assert_int_equal(cas_ingest_begin(c, NULL, n, &in), 0);
+    assert_int_equal(cas_ingest_write(in, p, n), 0);
+    if (cas_ingest_commit(in, digest, NULL, err, sizeof err))
+        fail_msg("commit: %s", err);
+    free(p);
+}
+
+/* The torrent of digest in s's status (a new reference), or NULL. */
+static json_t *torrent_of(swarm_t *s, const char *digest)
+{
+    char *text = swarm_status(s);
+    assert_non_null(text);
+    json_t *o = json_loads(text, 0, NULL), *t, *found = NULL;
+    free(text);
+    assert_non_null(o);
+    size_t i;
+    json_array_foreach(json_object_get(o, "torrents"), i, t)
+    {
+        if (strcmp(json_string_value(json_object_get(t, "digest")), digest) == 0)
+            found = json_incref(t);
+    }
+    json_decref(o);
+    return found;
+}
+
+typedef struct tor_wait {
+    node_t *n;
+    const char *digest;
+    json_int_t min_up; /* and at least this many bytes uploaded */
+} tor_wait_t;
+
+static int seeding(void *ud)
+{
+    tor_wait_t *w = ud;
+    json_t *t = torrent_of(w->n->sw, w->digest);
+    int ok = t && strcmp(json_string_value(json_object_get(t, "state")), "seeding") == 0 &&
+             json_integer_value(json_object_get(t, "uploaded")) >= w->min_up &&
+             swarm_listen_port(w->n->sw) > 0;
+    json_decref(t);
+    return ok;
+}
+
+typedef struct fetch_ctx {
+    int done, status;
+    char msg[256];
+} fetch_ctx_t;
+
+static void on_done(swarm_fetch_t *f, int status, const char *msg, void *ud)
+{
+    (void)f;
+    fetch_ctx_t *c = ud;
+    c->done++;
+    c->status = status;
+    snprintf(c->msg, sizeof c->msg, "%s", msg ? msg : "");
+}
+
+static int fetch_done(void *ud)
+{
+    return ((fetch_ctx_t *)ud)->done > 0;
+}
+
+static void endpoint_of(node_t *n, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s:%d", n->ip, swarm_listen_port(n->sw));
+}
+
+static void fetch_from(uv_loop_t *loop, node_t *to, const char *digest, const void *tor,
+                       size_t len, const char *const *peers, size_t n_peers)
+{
+    fetch_ctx_t fc = {0};
+    assert_int_equal(swarm_fetch_start(to->sw, digest, tor, len, peers, n_peers, NULL, NULL,
+                                       on_done, &fc, NULL), 0);
+    assert_true(run_until(loop, fetch_done, &fc, 90));
+    if (fc.status)
+        fail_msg("fetch failed: %s", fc.msg);
+    assert_int_equal(cas_blob_verify(to->cas, digest), 0);
+}
+
+/* B fetches from A; its torrent is not taken out of the engine for the
+ * commit but goes on as the seed, reading the blob from blobs/ (the staged
+ * file is gone). Then A is throttled to a trickle and C fetches from A and
+ * B: B serves nearly all of it from that same torrent, which neither failed
+ * nor was re-added (from_fetch stays true). */
+static void test_fetched_torrent_goes_on_seeding(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    node_t nodes[3];
+    node_open(&loop, &nodes[0], "127.0.0.21");
+    node_open(&loop, &nodes[1], "127.0.0.22");
+    node_open(&loop, &nodes[2], "127.0.0.23");
+    size_t size = (12u << 20) + 777;
+    char digest[72];
+    ingest_random(nodes[0].cas, size, 5, digest);
+    tor_wait_t wa = {&nodes[0], digest, 0};
+    assert_true(run_until(&loop, seeding, &wa, 20));
+    json_t *ta = torrent_of(nodes[0].sw, digest);
+    assert_false(json_is_true(json_object_get(ta, "from_fetch"))); /* ingested, not fetched */
+    json_decref(ta);
+    void *tor;
+    size_t len;
+    assert_int_equal(swarm_torrent_get(nodes[0].sw, digest, &tor, &len), 0);
+
+    char ea[64], eb[64];
+    endpoint_of(&nodes[0], ea, sizeof ea);
+    const char *from_a[1] = {ea};
+    fetch_from(&loop, &nodes[1], digest, tor, len, from_a, 1);
+
+    tor_wait_t wb = {&nodes[1], digest, 0};
+    assert_true(run_until(&loop, seeding, &wb, 20));
+    json_t *tb = torrent_of(nodes[1].sw, digest);
+    assert_true(json_is_true(json_object_get(tb, "from_fetch")));
+    assert_string_equal(json_string_value(json_object_get(tb, "role")), "seed");
+    json_decref(tb);
+    char stage[512];
+    snprintf(stage, sizeof stage, "%s/swarm/%s", cas_tmp_dir(nodes[1].cas), digest + 7);
+    assert_int_not_equal(access(stage, F_OK), 0);
+
+    /* A: 4 KiB/s, so C's bytes come from B's kept torrent */
+    assert_int_equal(swarm_set_rates(nodes[0].sw, 4096, 0), 0);
+    endpoint_of(&nodes[1], eb, sizeof eb);
+    const char *from_ab[2] = {ea, eb};
+    fetch_from(&loop, &nodes[2], digest, tor, len, from_ab, 2);
+    tor_wait_t wb2 = {&nodes[1], digest, (json_int_t)(size * 9 / 10)};
+    assert_true(run_until(&loop, seeding, &wb2, 20));
+    tb = torrent_of(nodes[1].sw, digest);
+    assert_true(json_is_true(json_object_get(tb, "from_fetch")));
+    fprintf(stderr, "# B (kept torrent) uploaded %lld of %zu bytes\n",
+            (long long)json_integer_value(json_object_get(tb, "uploaded")), size);
+    json_decref(tb);
+    free(tor);
+    nodes_close(&loop, nodes, 3);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+static int gone(void *ud)
+{
+    tor_wait_t *w = ud;
+    json_t *t = torrent_of(w->n->sw, w->digest);
+    json_decref(t);
+    return t == NULL;
+}
+
+static json_int_t forgotten(swarm_t *s)
+{
+    char *text = swarm_status(s);
+    json_t *o = json_loads(text, 0, NULL);
+    free(text);
+    json_int_t v = json_integer_value(json_object_get(o, "forgotten"));
+    json_decref(o);
+    return v;
+}
+
+/* The store drops blob X (it rotted on disk and failed its check): X's seed
+ * leaves the engine through the store's remove hook; Y, untouched, stays. */
+static void test_removed_blob_is_no_longer_seeded(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    node_t n;
+    node_open(&loop, &n, "127.0.0.21");
+    char x[72], y[72];
+    ingest_random(n.cas, (2u << 20) + 3, 11, x);
+    ingest_random(n.cas, (1u << 20) + 5, 12, y);
+    tor_wait_t wx = {&n, x, 0}, wy = {&n, y, 0};
+    assert_true(run_until(&loop, seeding, &wx, 20));
+    assert_true(run_until(&loop, seeding, &wy, 20));
+    assert_int_equal(forgotten(n.sw), 0);
+
+    char path[512];
+    assert_int_equal(cas_blob_path(n.cas, x, path, sizeof path), 0);
+    FILE *fp = fopen(path, "r+b");
+    assert_non_null(fp);
+    fseek(fp, 4096, SEEK_SET);
+    int c = fgetc(fp);
+    fseek(fp, 4096, SEEK_SET);
+    fputc(c ^ 0x5a, fp);
+    fclose(fp);
+    assert_int_not_equal(cas_blob_verify(n.cas, x), 0); /* removes it */
+    uint64_t size;
+    assert_int_not_equal(cas_blob_stat(n.cas, x, &size), 0);
+
+    assert_true(run_until(&loop, gone, &wx, 10));
+    assert_int_equal(forgotten(n.sw), 1);
+    assert_true(seeding(&wy));
+    /* a torrent that is asked for now is refused: the store lacks it */
+    void *tor;
+    size_t len;
+    assert_int_equal(swarm_torrent_get(n.sw, x, &tor, &len), OX_ENOTFOUND);
+    nodes_close(&loop, &n, 1);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+/* Striping: when a fetcher's own share (from the holders) lags its progress
+ * overall, it throttles its co-fetchers, with hysteresis, and never once the
+ * share is complete or before half of the blob is in. */
+static void test_stripe_lagging(void **state)
+{
+    (void)state;
+    uint64_t size = 1000;
+    assert_false(swarm__stripe_lagging(0, 0, 500, size, 0));    /* not striped */
+    assert_false(swarm__stripe_lagging(5, 100, 0, 0, 0));       /* size unknown */
+    assert_false(swarm__stripe_lagging(0, 100, 150, size, 0));  /* too early */
+    assert_false(swarm__stripe_lagging(10, 100, 450, size, 0)); /* still too early */
+    assert_false(swarm__stripe_lagging(50, 100, 500, size, 0)); /* even */
+    assert_false(swarm__stripe_lagging(90, 100, 500, size, 0)); /* ahead */
+    assert_true(swarm__stripe_lagging(40, 100, 500, size, 0));  /* 10 points behind */
+    assert_false(swarm__stripe_lagging(46, 100, 500, size, 0)); /* 4: not yet... */
+    assert_true(swarm__stripe_lagging(46, 100, 500, size, 1));  /* ...but not caught up */
+    assert_false(swarm__stripe_lagging(50, 100, 500, size, 1)); /* caught up */
+    assert_false(swarm__stripe_lagging(100, 100, 900, size, 1)); /* share complete */
+    assert_true(swarm__stripe_lagging(10, 100, 5000, size, 0)); /* done is clamped to size */
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_fetched_torrent_goes_on_seeding),
+        cmocka_unit_test(test_removed_blob_is_no_longer_seeded),
+        cmocka_unit_test(test_stripe_lagging),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
