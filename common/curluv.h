@@ -56,7 +56,8 @@ typedef struct curluv_opts {
 } curluv_opts_t;
 
 /* Creates the driver on loop. *out is owned by the caller and released with
- * curluv_close. Returns OX_ENOMEM / OX_EIO. */
+ * curluv_close. Returns OX_ENOMEM / OX_EIO, or OX_EUNSUPPORTED when libcurl
+ * cannot be loaded (ox_curl_load_error says why). */
 int curluv_new(uv_loop_t *loop, curluv_t **out);
 /* Cancels every request (their on_done run with OX_ECANCELED: before this
  * returns, or, when called from inside a curluv callback, as soon as that
