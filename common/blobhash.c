@@ -13,7 +13,7 @@
 static const uint32_t IV[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
                                0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
 
-int ox__blobhash_no_ni; /* tests: exercise the portable path */
+int ox__blobhash_no_ni;
 
 static void put_be32(uint8_t *p, uint32_t v)
 {

@@ -5,6 +5,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Tests set this to 1 to run ox_blobhash's portable path on any CPU. */
+extern int ox__blobhash_no_ni;
 /* 1 when the CPU has the SHA extensions (cached after the first call). */
 int ox__sha256_ni_usable(void);
 /* Compress nblocks 64-byte blocks into s (words a..h). */

@@ -13,8 +13,6 @@
 #include "common/sha256.h"
 #include "common/sha256_int.h"
 
-extern int ox__blobhash_no_ni;
-
 typedef struct leaves {
     uint8_t (*d)[32];
     uint32_t *len;
