@@ -167,6 +167,22 @@ int cas_ingest_write_some(cas_ingest_t *in, const void *p, size_t n, size_t *tak
  * not match (OX_EDIGEST); after any other failure it is kept for another try. */
 int cas_blob_adopt(cas_t *c, const char *path, const char *expect, char *err, size_t errlen);
 
+/* Adoption in steps, for a file still being written in place by someone who
+ * knows which prefix is final (a swarm fetch: its verified pieces), so that
+ * hashing overlaps the download and the commit has little left to read.
+ * begin opens path (err gets words) and *out is the caller's until commit or
+ * abort. feed hashes the bytes [cas_adopt_hashed, upto), which must be final
+ * (a no-op when upto is not past them). commit hashes the rest of the file
+ * and then does what cas_blob_adopt does; it always consumes a. abort frees
+ * a and leaves the file. Each call blocks (a worker thread); one call at a
+ * time per a. */
+typedef struct cas_adopt cas_adopt_t;
+int cas_adopt_begin(cas_t *c, const char *path, cas_adopt_t **out, char *err, size_t errlen);
+int cas_adopt_feed(cas_adopt_t *a, uint64_t upto);
+uint64_t cas_adopt_hashed(const cas_adopt_t *a);
+int cas_adopt_commit(cas_adopt_t *a, const char *expect, char *err, size_t errlen);
+void cas_adopt_abort(cas_adopt_t *a);
+
 /* Partial downloads live at tmp/sha256-<hex>-partial (never under blobs/);
  * this returns that path so pull and swarm resume from it. */
 int cas_partial_path(const cas_t *c, const char *digest, char *out, size_t cap);

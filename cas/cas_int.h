@@ -126,4 +126,14 @@ int cas__blob_commit_file(cas_t *c, const char *src, const char *hex, uint64_t s
 /* Resolves "sha256:<hex>" to the 64 lowercase hex digits. */
 int cas__digest_hex(const char *digest, char hex[65]);
 
+/* The tap's view of a blob being hashed: cas__tap_leaf (an ox_leaf_fn with
+ * ud = the feed) hands it each leaf digest. ingest.c. */
+typedef struct cas_tap_feed {
+    const cas_tap_t *tap;
+    void *st;
+} cas_tap_feed_t;
+void cas__tap_leaf(void *ud, const uint8_t leaf[32], uint32_t len);
+/* err gets 'digest mismatch, expected "sha256:<expect>", got "sha256:<got>"'. */
+void cas__digest_mismatch(char *err, size_t errlen, const char *expect, const char *got);
+
 #endif

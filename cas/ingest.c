@@ -22,18 +22,12 @@
 #include "common/sha256.h"
 #include "common/timeutil.h"
 
-#define ADOPT_CHUNK (4u << 20)
+#define COPY_CHUNK (4u << 20)
 #define CAS_STAGE_MIN (4u << 20)
 
-/* The tap's view of a blob: its leaf digests, from the hashing thread. */
-typedef struct tap_feed {
-    const cas_tap_t *tap;
-    void *st;
-} tap_feed_t;
-
-static void on_leaf(void *ud, const uint8_t leaf[32], uint32_t len)
+void cas__tap_leaf(void *ud, const uint8_t leaf[32], uint32_t len)
 {
-    const tap_feed_t *f = ud;
+    const cas_tap_feed_t *f = ud;
     f->tap->leaf(f->st, leaf, len);
 }
 
@@ -47,11 +41,11 @@ struct cas_ingest {
     char expect[65]; /* "" when not given */
     const cas_tap_t *tap;
     void *tap_st;
-    tap_feed_t feed;
+    cas_tap_feed_t feed;
     char path[CAS_PATH_MAX];
 };
 
-static void mismatch(char *err, size_t errlen, const char *expect, const char *got)
+void cas__digest_mismatch(char *err, size_t errlen, const char *expect, const char *got)
 {
     if (err && errlen)
         snprintf(err, errlen, "digest mismatch, expected \"sha256:%s\", got \"sha256:%s\"",
@@ -84,10 +78,10 @@ static int copy_into(const char *src, const char *dir, const char *dst, const ch
         return OX_ETOOBIG;
     int in = open(src, O_RDONLY | O_CLOEXEC);
     int out = in < 0 ? -1 : open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    char *buf = cas__bigbuf_alloc(ADOPT_CHUNK);
+    char *buf = cas__bigbuf_alloc(COPY_CHUNK);
     int rc = (in < 0 || out < 0) ? OX_EIO : buf ? 0 : OX_ENOMEM;
     while (!rc) {
-        ssize_t r = read(in, buf, ADOPT_CHUNK);
+        ssize_t r = read(in, buf, COPY_CHUNK);
         if (r < 0 && errno == EINTR)
             continue;
         if (r < 0)
@@ -98,7 +92,7 @@ static int copy_into(const char *src, const char *dir, const char *dst, const ch
     }
     if (!rc && fsync(out) != 0)
         rc = OX_EIO;
-    cas__bigbuf_free(buf, ADOPT_CHUNK);
+    cas__bigbuf_free(buf, COPY_CHUNK);
     if (in >= 0)
         close(in);
     if (out >= 0 && close(out) != 0)
@@ -183,7 +177,7 @@ int cas_ingest_begin(cas_t *c, const char *expect, uint64_t size_hint, cas_inges
     in->feed.st = in->tap_st;
     int leaves = in->tap && in->tap->leaf && in->tap_st;
     if (!rc)
-        rc = ox_blobhash_init(&in->bh, leaves ? on_leaf : NULL, &in->feed);
+        rc = ox_blobhash_init(&in->bh, leaves ? cas__tap_leaf : NULL, &in->feed);
     if (!rc && staged)
         rc = cas__stage_open(in->fd, direct, &in->bh, &in->stage);
     if (rc) {
@@ -288,7 +282,7 @@ int cas_ingest_commit(cas_ingest_t *in, char digest_out[72], int *existed, char 
     if (!rc) {
         ox_hex_encode(raw, 32, hex);
         if (in->expect[0] && strcmp(in->expect, hex) != 0) {
-            mismatch(err, errlen, in->expect, hex);
+            cas__digest_mismatch(err, errlen, in->expect, hex);
             rc = OX_EDIGEST;
             said = 1;
         }
@@ -321,88 +315,5 @@ int cas_ingest_commit(cas_ingest_t *in, char digest_out[72], int *existed, char 
              "%.3f s, tap close %.3f s",
              (unsigned long long)size, rc, (double)(t1 - t0) / 1e9, (double)(t2 - t1) / 1e9,
              (double)(t3 - t2) / 1e9, (double)(ox_time_mono_ns() - t3) / 1e9);
-    return rc;
-}
-
-int cas_blob_adopt(cas_t *c, const char *path, const char *expect, char *err, size_t errlen)
-{
-    char want[65] = "", hex[65];
-    if (!c || !path || (expect && cas__digest_hex(expect, want)))
-        return OX_EINVAL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0) {
-        if (err && errlen)
-            snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
-        return errno == ENOENT ? OX_ENOTFOUND : OX_EIO;
-    }
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return OX_EINVAL;
-    }
-    posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-    pthread_mutex_lock(&c->mu);
-    const cas_tap_t *tap = c->tap;
-    void *tst = tap && tap->open ? tap->open(tap->ud, (uint64_t)st.st_size) : NULL;
-    pthread_mutex_unlock(&c->mu);
-    /* Read straight into staging buffers that the stage's hash thread
-     * consumes while this thread reads the next ones. */
-    tap_feed_t feed = {tap, tst};
-    int leaves = tap && tap->leaf && tst;
-    ox_blobhash_t bh;
-    cas_stage_t *stage = NULL;
-    int rc = ox_blobhash_init(&bh, leaves ? on_leaf : NULL, &feed);
-    if (!rc)
-        rc = cas__stage_open(-1, 0, &bh, &stage);
-    uint64_t size = 0;
-    while (!rc) {
-        char *p;
-        size_t room;
-        if ((rc = cas__stage_next(stage, &p, &room)) != 0)
-            break;
-        if (room > ADOPT_CHUNK)
-            room = ADOPT_CHUNK;
-        ssize_t r = read(fd, p, room);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0)
-            rc = OX_EIO;
-        if (r <= 0)
-            break;
-        cas__stage_put(stage, (size_t)r);
-        size += (uint64_t)r;
-    }
-    if (!rc)
-        rc = cas__stage_finish(stage);
-    cas__stage_free(stage); /* joins the hash thread: no leaf after close */
-    uint8_t raw[32];
-    if (!rc)
-        rc = ox_blobhash_final(&bh, raw);
-    ox_blobhash_free(&bh);
-    if (!rc) {
-        ox_hex_encode(raw, 32, hex);
-        if (want[0] && strcmp(want, hex) != 0) {
-            mismatch(err, errlen, want, hex);
-            rc = OX_EDIGEST;
-        }
-    }
-    if (!rc && fsync(fd) != 0)
-        rc = OX_EIO;
-    close(fd);
-    int existed = 0;
-    if (!rc)
-        rc = cas__blob_commit_file(c, path, hex, size, &existed);
-    /* Only bytes proven wrong are thrown away: a passing failure (memory,
-     * I/O) keeps a finished download for the next try. */
-    if (rc == OX_EDIGEST)
-        unlink(path);
-    if (rc == OX_EIO && err && errlen)
-        snprintf(err, errlen, "adopting %s: input/output error", path);
-    if (tap && tap->close) {
-        char digest[72] = "";
-        if (!rc)
-            snprintf(digest, sizeof digest, "sha256:%s", hex);
-        tap->close(tst, rc == 0, digest, size);
-    }
     return rc;
 }

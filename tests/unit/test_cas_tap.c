@@ -2,7 +2,8 @@
  * hash thread. These check that it still sees every 16 KiB leaf's digest
  * once, in order, with close strictly after the last feed, across chunk
  * sizes that straddle the staging buffers; that aborts and slow taps neither
- * hang nor leak nor feed after close; and that adopt taps the same way. */
+ * hang nor leak nor feed after close; and that adopt, in one go or in steps
+ * on its caller's thread, taps the same way. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -301,8 +302,9 @@ static void test_tap_not_interested(void **state)
     free(data);
 }
 
-/* Adopt feeds from its own thread too: every byte once, in order, close
- * last, also with a slow tap and on a mismatch. */
+/* Adopt feeds the tap on the calling thread (the file is in the page cache:
+ * no hash thread): every byte once, in order, close last, also with a slow
+ * tap and on a mismatch. */
 static void test_tap_adopt(void **state)
 {
     fx_t *f = *state;
@@ -329,7 +331,8 @@ static void test_tap_adopt(void **state)
         assert_int_equal(t.bad_order, 0);
         assert_int_equal(t.overlap, 0);
         assert_int_equal(t.feed_after_close, 0);
-        assert_false(pthread_equal(t.feed_thread, pthread_self()));
+        assert_true(pthread_equal(t.feed_thread, pthread_self()));
+        assert_int_equal(t.feed_threads_differ, 0);
         assert_string_equal(t.digest, mismatch ? "" : want);
         cas_set_tap(f->c, NULL);
         if (!mismatch) {
@@ -340,6 +343,123 @@ static void test_tap_adopt(void **state)
             fx_reopen(f);
         }
     }
+    free(data);
+}
+
+/* Adoption in steps, as a download hashes its final prefix while the rest
+ * is still being written: the file grows between feeds, feeds land on odd
+ * offsets (mid-leaf, mid-block), repeat or go backwards (no-ops), and the
+ * commit hashes only what is left. Same blob, same leaves, same digest as
+ * one pass; the file moved into blobs/. */
+static void test_adopt_in_steps(void **state)
+{
+    fx_t *f = *state;
+    size_t n = (9u << 20) + 12345;
+    unsigned char *data = pattern(n);
+    char want[72], err[256] = "", path[4096];
+    digest_of(data, n, want);
+    snprintf(path, sizeof path, "%s/growing", cas_tmp_dir(f->c));
+    chk_tap_t t = {0};
+    cas_tap_t tap = {on_chk_open, on_chk_feed, on_chk_close, &t};
+    cas_set_tap(f->c, &tap);
+    write_file(path, data, 100); /* the download has barely started */
+    cas_adopt_t *a;
+    assert_int_equal(cas_adopt_begin(f->c, path, &a, err, sizeof err), 0);
+    assert_int_equal(cas_adopt_feed(a, 0), 0);
+    assert_int_equal(cas_adopt_feed(a, 77), 0);
+    assert_int_equal(cas_adopt_hashed(a), 77);
+    size_t marks[] = {16384, 16385, 16385, 1000, (1u << 20) + 1, (5u << 20) + 63, 8u << 20};
+    size_t written = 100;
+    for (size_t i = 0; i < sizeof marks / sizeof marks[0]; i++) {
+        size_t m = marks[i];
+        if (m > written) { /* more of the file is final now */
+            int fd = open(path, O_WRONLY);
+            assert_true(fd >= 0);
+            assert_int_equal(pwrite(fd, data + written, m - written, (off_t)written),
+                             (ssize_t)(m - written));
+            close(fd);
+            written = m;
+        }
+        assert_int_equal(cas_adopt_feed(a, m), 0);
+        assert_true(cas_adopt_hashed(a) >= m);
+    }
+    assert_int_equal(cas_adopt_hashed(a), 8u << 20);
+    { /* the rest arrives */
+        int fd = open(path, O_WRONLY);
+        assert_true(fd >= 0);
+        assert_int_equal(pwrite(fd, data + written, n - written, (off_t)written),
+                         (ssize_t)(n - written));
+        close(fd);
+    }
+    assert_int_equal(cas_adopt_commit(a, want, err, sizeof err), 0);
+    assert_int_equal(access(path, F_OK), -1);
+    assert_int_equal(cas_blob_verify(f->c, want), 0);
+    assert_int_equal(t.opens, 1);
+    assert_int_equal(t.closes, 1);
+    assert_int_equal(t.last_ok, 1);
+    assert_int_equal(t.fed, n);
+    assert_int_equal(t.close_size, n);
+    assert_int_equal(t.bad_order, 0);
+    assert_string_equal(t.digest, want);
+    cas_set_tap(f->c, NULL);
+    free(data);
+}
+
+/* What goes wrong on the way: a "final" prefix past the end of the file is
+ * an I/O error that the commit reports and that keeps the file (a download
+ * is not thrown away for it); an abort keeps the file and closes the tap as
+ * failed; a wrong digest deletes the file; a missing file is ENOTFOUND. */
+static void test_adopt_steps_fail(void **state)
+{
+    fx_t *f = *state;
+    size_t n = (2u << 20) + 5;
+    unsigned char *data = pattern(n);
+    char want[72], other[72], err[256] = "", path[4096], missing[4096];
+    digest_of(data, n, want);
+    digest_of("nope", 4, other);
+    snprintf(path, sizeof path, "%s/partial", cas_tmp_dir(f->c));
+    snprintf(missing, sizeof missing, "%s/none", cas_tmp_dir(f->c));
+    chk_tap_t t = {0};
+    cas_tap_t tap = {on_chk_open, on_chk_feed, on_chk_close, &t};
+    cas_set_tap(f->c, &tap);
+    cas_adopt_t *a;
+    assert_int_equal(cas_adopt_begin(f->c, missing, &a, err, sizeof err), OX_ENOTFOUND);
+    assert_non_null(strstr(err, "cannot open"));
+    assert_int_equal(cas_adopt_begin(f->c, cas_tmp_dir(f->c), &a, err, sizeof err), OX_EINVAL);
+
+    write_file(path, data, n);
+    assert_int_equal(cas_adopt_begin(f->c, path, &a, err, sizeof err), 0);
+    assert_int_equal(cas_adopt_feed(a, n + 1), OX_EIO);
+    assert_int_equal(cas_adopt_commit(a, want, err, sizeof err), OX_EIO);
+    assert_non_null(strstr(err, "input/output error"));
+    assert_int_equal(access(path, F_OK), 0);
+    assert_int_equal(t.last_ok, 0);
+    assert_int_equal(t.closes, 1);
+    assert_int_equal(cas_blob_verify(f->c, want), OX_ENOTFOUND);
+
+    t = (chk_tap_t){0};
+    assert_int_equal(cas_adopt_begin(f->c, path, &a, err, sizeof err), 0);
+    assert_int_equal(cas_adopt_feed(a, 3 * 16384 + 100), 0);
+    cas_adopt_abort(a);
+    assert_int_equal(access(path, F_OK), 0);
+    assert_int_equal(t.last_ok, 0);
+    assert_int_equal(t.closes, 1);
+    assert_int_equal(t.fed, 3 * 16384); /* whole leaves only */
+
+    t = (chk_tap_t){0};
+
+    assert_int_equal(cas_adopt_begin(f->c, path, &a, err, sizeof err), 0);
+    assert_int_equal(cas_adopt_feed(a, n / 2), 0);
+    assert_int_equal(cas_adopt_commit(a, other, err, sizeof err), OX_EDIGEST);
+    assert_non_null(strstr(err, "digest mismatch"));
+    assert_int_equal(access(path, F_OK), -1);
+    assert_int_equal(t.opens, 1);
+    assert_int_equal(t.closes, 1);
+    assert_int_equal(t.last_ok, 0);
+    assert_int_equal(t.fed, n);
+    assert_int_equal(t.bad_order, 0);
+    assert_int_equal(t.feed_after_close, 0);
+    cas_set_tap(f->c, NULL);
     free(data);
 }
 
@@ -438,6 +558,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_tap_mismatch_staged, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_tap_not_interested, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_tap_adopt, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_adopt_in_steps, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_adopt_steps_fail, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_tap_concurrent_uploads, fx_setup, fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
