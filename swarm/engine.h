@@ -22,7 +22,8 @@ typedef struct swarm_engine_cfg {
 enum swarm_ev_type {
     SWARM_EV_LISTEN,       /* port */
     SWARM_EV_LISTEN_FAILED,/* msg */
-    SWARM_EV_ADDED,        /* ih, piece = the torrent's number of pieces */
+    SWARM_EV_ADDED,        /* ih, piece = the torrent's number of pieces,
+                            * len = its piece length */
     SWARM_EV_ADD_FAILED,   /* ih, msg */
     SWARM_EV_CHECKED,      /* ih: files checked (resume / verify) */
     SWARM_EV_FINISHED,     /* ih, st: every wanted piece passed its hash */
@@ -63,6 +64,7 @@ typedef void (*swarm_ev_cb)(void *ud, const swarm_ev_t *ev);
 enum {
     SWARM_ADD_SEED = 1,     /* the file is complete (the store checked it) */
     SWARM_ADD_VERIFY = 2,   /* with SEED: hash the file before seeding */
+    SWARM_ADD_INORDER = 4,  /* download pieces in file order (priorities first) */
 };
 
 typedef struct swarm_add {

@@ -60,6 +60,7 @@ static void fetch_finish(swarm_fetch_t *f, int status, const char *msg)
     if (f->state == FETCH_DONE || fetch_move(f, FETCH_DONE))
         return;
     swarm__fetch_unblock(f);
+    swarm__behind_end(f);
     if (f->tor) {
         f->tor->fetch = NULL;
         swarm__tor_remove(s, f->tor);
@@ -89,6 +90,7 @@ void swarm__fetch_run_finished(swarm_t *s)
         *pp = NULL;
         if (f->done)
             f->done(f, f->status, f->msg, f->ud);
+        free(f->have);
         free(f->peers);
         free(f->cofetchers);
         free(f);
@@ -295,6 +297,7 @@ void swarm__fetch_flush_behind(swarm_t *s)
 typedef struct adopt_req {
     uv_work_t w;
     swarm_fetch_t *f;
+    cas_adopt_t *a; /* hashed while downloading (behind.c), or NULL */
     int rc;
     int64_t queued_ns;
     char err[256];
@@ -311,8 +314,13 @@ static void on_adopt_work(uv_work_t *w)
         close(fd);
     }
     f->sync_ns = ox_time_mono_ns();
-    /* the whole-file sha256 (and the tap's record) in one read */
-    r->rc = cas_blob_adopt(f->s->cas, f->stage_file, f->digest, r->err, sizeof r->err);
+    /* the whole-file sha256 (and the tap's record) in one read, of what
+     * was not hashed during the download */
+    if (r->a)
+        r->rc = cas_adopt_commit(r->a, f->digest, r->err, sizeof r->err);
+    else
+        r->rc = cas_blob_adopt(f->s->cas, f->stage_file, f->digest, r->err, sizeof r->err);
+    r->a = NULL;
     f->adopted_ns = ox_time_mono_ns();
 }
 
@@ -390,6 +398,14 @@ static void on_adopt_done(uv_work_t *w, int status)
  * gone for its peers for the whole commit, 1-2.5 s in the fan-out bench). */
 static void fetch_commit(swarm_fetch_t *f)
 {
+    if (fetch_move(f, FETCH_ADOPTING))
+        return;
+    if (!swarm__behind_wait(f))
+        swarm__fetch_commit_now(f);
+}
+
+void swarm__fetch_commit_now(swarm_fetch_t *f)
+{
     swarm_t *s = f->s;
     adopt_req_t *r = calloc(1, sizeof *r);
     if (!r) {
@@ -399,7 +415,10 @@ static void fetch_commit(swarm_fetch_t *f)
     r->f = f;
     r->w.data = r;
     r->queued_ns = ox_time_mono_ns();
-    if (fetch_move(f, FETCH_ADOPTING) || uv_queue_work(s->loop, &r->w, on_adopt_work, on_adopt_done)) {
+    r->a = swarm__behind_take(f);
+    if (uv_queue_work(s->loop, &r->w, on_adopt_work, on_adopt_done)) {
+        if (r->a)
+            cas_adopt_abort(r->a);
         free(r);
         fetch_finish(f, OX_EIO, "cannot queue the commit");
         return;
@@ -431,6 +450,7 @@ void swarm__fetch_on_error(swarm_fetch_t *f, const char *msg)
 
 static void fetch_free(swarm_fetch_t *f)
 {
+    free(f->have);
     free(f->peers);
     free(f->cofetchers);
     free(f);
@@ -518,7 +538,11 @@ int swarm_fetch_start(swarm_t *s, const char *digest_in, const void *torrent, si
         rc = OX_ENOMEM;
     if (!rc)
     {
+        /* in file order when alone, so hashing keeps up (behind.c); a
+         * striped fetch keeps the engine's rarest-first order (in order, the
+         * fan-out bench took 16.5-17.1 s against 14.0-14.9 s) */
         swarm_add_t a = {.torrent = torrent, .len = len, .save_path = f->stage_dir,
+                         .flags = f->stripe_count > 1 ? 0 : SWARM_ADD_INORDER,
                          .resume = resume, .rlen = rlen, .stripe_index = f->stripe_index,
                          .stripe_count = f->stripe_count};
         rc = s->ops->add(s->eng, &a, err, sizeof err);

@@ -275,6 +275,8 @@ int eng_add(void *p, const swarm_add_t *a, char *err, size_t errlen)
                     t[(long)i] = lt::sha256_hash(reinterpret_cast<const char *>(a->tree + 32 * i));
             }
         }
+        if (a->flags & SWARM_ADD_INORDER)
+            atp.flags |= lt::torrent_flags::sequential_download;
         if (a->prio && a->n_prio) {
             atp.piece_priorities.clear();
             for (size_t i = 0; i < a->n_prio; i++)
@@ -494,8 +496,10 @@ void emit(const lt::alert *a, swarm_ev_cb cb, void *ud)
     if (auto *x = lt::alert_cast<lt::add_torrent_alert>(a)) {
         ih_copy(x->params.ti ? x->params.ti->info_hashes() : x->params.info_hashes, ev.ih);
         ev.type = x->error ? SWARM_EV_ADD_FAILED : SWARM_EV_ADDED;
-        if (x->params.ti)
+        if (x->params.ti) {
             ev.piece = x->params.ti->num_pieces();
+            ev.len = static_cast<size_t>(x->params.ti->piece_length());
+        }
         if (x->error)
             std::snprintf(ev.msg, sizeof ev.msg, "%s", x->error.message().c_str());
     } else if (auto *x = lt::alert_cast<lt::torrent_finished_alert>(a)) {

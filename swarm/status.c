@@ -70,6 +70,8 @@ char *swarm__status_json(swarm_t *s)
     json_object_set_new(o, "stripe_focus", json_integer((json_int_t)s->stripe_focus));
     /* seeds taken out because the store removed their blob (forget.c) */
     json_object_set_new(o, "forgotten", json_integer((json_int_t)s->forgotten));
+    /* bytes of fetched blobs hashed during their download (behind.c) */
+    json_object_set_new(o, "hashed_behind", json_integer((json_int_t)s->hashed_behind));
     char *text = json_dumps(o, JSON_COMPACT);
     json_decref(o);
     return text;

@@ -301,6 +301,7 @@ static void on_engine_event(void *ud, const swarm_ev_t *ev)
             if (f->stripe_count > 1 && ev->piece > f->stripe_index)
                 f->share_total = (size_t)(ev->piece - f->stripe_index - 1) /
                                      (size_t)f->stripe_count + 1;
+            swarm__behind_on_added(f, ev->piece, (uint64_t)ev->len);
             swarm__fetch_on_added(f);
         } else {
             OX_DEBUG("swarm: seeding %s", t->digest);
@@ -357,8 +358,10 @@ static void on_engine_event(void *ud, const swarm_ev_t *ev)
         }
         break;
     case SWARM_EV_PIECE:
-        if (f)
+        if (f) {
             swarm__fetch_on_piece(f, ev->piece);
+            swarm__behind_on_piece(f, ev->piece);
+        }
         break;
     case SWARM_EV_STATE:
         t->st = ev->st;

@@ -95,6 +95,14 @@ struct swarm_fetch {
     int flushing;             /* a write-back request is in the work pool */
     int resume_busy;          /* resume data being written in the work pool */
     uint64_t flush_mark;      /* verified bytes when the last one was queued */
+    /* behind.c: the staged file hashed while it downloads */
+    cas_adopt_t *adopt;       /* hashed so far; NULL while a feed holds it */
+    struct swarm_behind_req *behind; /* the feed in the work pool */
+    uint8_t *have;            /* bit per piece that passed in this run */
+    uint32_t n_pieces, prefix; /* pieces 0..prefix-1 have all passed */
+    uint64_t piece_len;
+    int behind_off;           /* a feed failed: the commit reads it all */
+    int behind_commit;        /* the commit waits for the feed in flight */
     swarm_progress_cb progress;
     swarm_done_cb done;
     void *ud;
@@ -128,6 +136,7 @@ struct swarm {
     uint64_t thread_violations;        /* loop state touched off the loop thread */
     uint64_t stripe_blocks, stripe_stalls; /* stripe.c */
     uint64_t stripe_focus;             /* stripe.c: times a share lagged */
+    uint64_t hashed_behind;            /* behind.c: bytes hashed while downloading */
     uint64_t throttle_cap;             /* stripe.c: the engine's cap now */
     /* forget.c: blobs the store removed, queued by its hook (guarded by a
      * lock of forget.c, not the loop) */
@@ -166,6 +175,21 @@ void swarm__fetch_flush_behind(swarm_t *s);
 /* Runs the done callbacks queued by fetch_finish (loop turn after). */
 void swarm__fetch_run_finished(swarm_t *s);
 void swarm__fetch_connect(swarm_fetch_t *f, const char *endpoint);
+/* fetch.c: queues the commit of f (state ADOPTING), with what behind.c
+ * hashed so far. */
+void swarm__fetch_commit_now(swarm_fetch_t *f);
+/* behind.c: hashing a fetch's file while it downloads. on_added sizes the
+ * piece map; on_piece records a passed piece and feeds the new prefix; kick
+ * feeds when the prefix is a step ahead; wait says 1 when the commit must
+ * wait for a feed in flight (which then calls swarm__fetch_commit_now); take
+ * hands the adoption (or NULL) to the commit; end drops it all (fetch over). */
+typedef struct swarm_behind_req swarm_behind_req_t;
+void swarm__behind_on_added(swarm_fetch_t *f, int n_pieces, uint64_t piece_len);
+void swarm__behind_on_piece(swarm_fetch_t *f, int piece);
+void swarm__behind_kick(swarm_fetch_t *f);
+int swarm__behind_wait(swarm_fetch_t *f);
+cas_adopt_t *swarm__behind_take(swarm_fetch_t *f);
+void swarm__behind_end(swarm_fetch_t *f);
 /* stripe.c: a piece of f passed its hash. */
 void swarm__fetch_on_piece(swarm_fetch_t *f, int piece);
 /* stripe.c: stall check and reconnects of running fetches, from the timer. */

@@ -1,6 +1,7 @@
 /* swarm: the end of a fetch. The fetch's torrent keeps serving while the
  * store commits the blob and then goes on as the blob's seed from blobs/
- * (no remove and re-add). A blob the store removes stops being seeded.
+ * (no remove and re-add), having hashed the blob while it came in. A blob
+ * the store removes stops being seeded.
  * Real transfers between swarm instances in one process on one loop, bound
  * to 127.0.0.21-23 (apart from test_swarm's addresses). */
 #include <setjmp.h>
@@ -244,14 +245,19 @@ static int gone(void *ud)
     return t == NULL;
 }
 
-static json_int_t forgotten(swarm_t *s)
+static json_int_t status_int(swarm_t *s, const char *key)
 {
     char *text = swarm_status(s);
     json_t *o = json_loads(text, 0, NULL);
     free(text);
-    json_int_t v = json_integer_value(json_object_get(o, "forgotten"));
+    json_int_t v = json_integer_value(json_object_get(o, key));
     json_decref(o);
     return v;
+}
+
+static json_int_t forgotten(swarm_t *s)
+{
+    return status_int(s, "forgotten");
 }
 
 /* The store drops blob X (it rotted on disk and failed its check): X's seed
@@ -295,6 +301,76 @@ static void test_removed_blob_is_no_longer_seeded(void **state)
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+typedef struct behind_wait {
+    node_t *n;
+    json_int_t min;
+} behind_wait_t;
+
+static int hashed_some(void *ud)
+{
+    behind_wait_t *w = ud;
+    return status_int(w->n->sw, "hashed_behind") >= w->min;
+}
+
+/* Hash-behind (behind.c): B hashes the blob while it comes from A (held to
+ * 6 MiB/s, so the download spans many feeds), and the commit has only the
+ * tail left. A fetch cancelled while it hashes ends cleanly (the feed in
+ * flight is dropped, nothing leaks) and keeps its staged data; the fetch
+ * started again resumes from it (pieces found on disk are not known as
+ * passed, so its commit hashes the whole file) and commits the right blob. */
+static void test_fetch_hashes_behind(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    node_t nodes[3];
+    node_open(&loop, &nodes[0], "127.0.0.21");
+    node_open(&loop, &nodes[1], "127.0.0.22");
+    node_open(&loop, &nodes[2], "127.0.0.23");
+    size_t size = (24u << 20) + 4321;
+    char digest[72];
+    ingest_random(nodes[0].cas, size, 21, digest);
+    tor_wait_t wa = {&nodes[0], digest, 0};
+    assert_true(run_until(&loop, seeding, &wa, 20));
+    void *tor;
+    size_t len;
+    assert_int_equal(swarm_torrent_get(nodes[0].sw, digest, &tor, &len), 0);
+    assert_int_equal(swarm_set_rates(nodes[0].sw, 6u << 20, 0), 0);
+    char ea[64];
+    endpoint_of(&nodes[0], ea, sizeof ea);
+    const char *from_a[1] = {ea};
+
+    fetch_from(&loop, &nodes[1], digest, tor, len, from_a, 1);
+    json_int_t behind = status_int(nodes[1].sw, "hashed_behind");
+    fprintf(stderr, "# hashed during the download: %lld of %zu bytes\n", (long long)behind,
+            size);
+    assert_true(behind >= (json_int_t)(8u << 20));
+    assert_true(behind <= (json_int_t)size);
+
+    /* C: cancelled once it hashed something, then resumed */
+    fetch_ctx_t fc = {0};
+    swarm_fetch_t *f;
+    assert_int_equal(swarm_fetch_start(nodes[2].sw, digest, tor, len, from_a, 1, NULL, NULL,
+                                       on_done, &fc, &f), 0);
+    behind_wait_t bw = {&nodes[2], 1};
+    assert_true(run_until(&loop, hashed_some, &bw, 60));
+    assert_int_equal(fc.done, 0);
+    swarm_fetch_cancel(f);
+    assert_true(run_until(&loop, fetch_done, &fc, 10));
+    assert_int_equal(fc.status, OX_ECANCELED);
+    assert_int_not_equal(cas_blob_verify(nodes[2].cas, digest), 0);
+    char stage[512];
+    snprintf(stage, sizeof stage, "%s/swarm/%s/sha256-%s", cas_tmp_dir(nodes[2].cas),
+             digest + 7, digest + 7);
+    assert_int_equal(access(stage, F_OK), 0); /* kept for the resume */
+    tor_wait_t wc = {&nodes[2], digest, 0};
+    assert_true(run_until(&loop, gone, &wc, 10)); /* the engine let go of it */
+    fetch_from(&loop, &nodes[2], digest, tor, len, from_a, 1);
+    free(tor);
+    nodes_close(&loop, nodes, 3);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 /* Striping: when a fetcher's own share (from the holders) lags its progress
  * overall, it throttles its co-fetchers, with hysteresis, and never once the
  * share is complete or before half of the blob is in. */
@@ -321,6 +397,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fetched_torrent_goes_on_seeding),
         cmocka_unit_test(test_removed_blob_is_no_longer_seeded),
+        cmocka_unit_test(test_fetch_hashes_behind),
         cmocka_unit_test(test_stripe_lagging),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
