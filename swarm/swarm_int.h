@@ -88,6 +88,7 @@ struct swarm_fetch {
     int64_t last_progress_ns; /* a piece or a byte count moved */
     int64_t last_connect_ns;  /* peers (re)connected */
     int64_t started_ns;
+    int64_t traced_ns;        /* last timeline line in the debug log */
     /* milestones of the end of a fetch (0 = not reached), for the log */
     int64_t finished_ns;      /* every piece in */
     int64_t sync_ns;          /* adopt work: staged data flushed */
