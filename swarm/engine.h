@@ -137,6 +137,14 @@ typedef struct swarm_engine_ops {
     int (*set_throttled)(void *eng, const char *const *ips, size_t n);
     /* Caps the download from the throttled class, bytes/s; 0 lifts the cap. */
     int (*set_throttle)(void *eng, uint64_t down);
+    /* How many connected peers have each piece (avail[0..n), seeds counted
+     * in every entry) and how many of them are seeds. Blocking: call it in
+     * the work pool, never on the loop. Returns the count filled. NULL when
+     * the engine cannot. */
+    int (*piece_avail)(void *eng, const uint8_t ih[32], int *avail, size_t n, int *seeds);
+    /* Sets the priority (0..7) of the given pieces of a torrent. */
+    int (*set_piece_prio)(void *eng, const uint8_t ih[32], const int *pieces, size_t n,
+                          int prio);
 } swarm_engine_ops_t;
 
 extern const swarm_engine_ops_t swarm_engine_libtorrent;

@@ -61,6 +61,7 @@ static void fetch_finish(swarm_fetch_t *f, int status, const char *msg)
         return;
     swarm__fetch_unblock(f);
     swarm__behind_end(f);
+    swarm__rescue_end(f);
     if (f->tor) {
         f->tor->fetch = NULL;
         swarm__tor_remove(s, f->tor);

@@ -601,6 +601,44 @@ void eng_poll(void *p, swarm_ev_cb cb, void *ud)
     }
 }
 
+int eng_piece_avail(void *p, const uint8_t ih[32], int *avail, size_t n, int *seeds)
+{
+    auto *e = static_cast<lt_eng *>(p);
+    try {
+        auto h = find(e, ih);
+        if (!h.is_valid())
+            return OX_ENOTFOUND;
+        std::vector<int> v;
+        h.piece_availability(v);
+        *seeds = h.status(lt::status_flags_t{}).num_seeds;
+        size_t k = std::min(n, v.size());
+        for (size_t i = 0; i < k; i++)
+            avail[i] = v[i];
+        return static_cast<int>(k);
+    } catch (...) {
+        return OX_EIO;
+    }
+}
+
+int eng_set_piece_prio(void *p, const uint8_t ih[32], const int *pieces, size_t n, int prio)
+{
+    auto *e = static_cast<lt_eng *>(p);
+    try {
+        auto h = find(e, ih);
+        if (!h.is_valid())
+            return OX_ENOTFOUND;
+        std::vector<std::pair<lt::piece_index_t, lt::download_priority_t>> v;
+        v.reserve(n);
+        for (size_t i = 0; i < n; i++)
+            v.emplace_back(lt::piece_index_t(pieces[i]),
+                           lt::download_priority_t(static_cast<std::uint8_t>(prio)));
+        h.prioritize_pieces(v);
+        return 0;
+    } catch (...) {
+        return OX_EIO;
+    }
+}
+
 int eng_listen_port(void *p)
 {
     auto *e = static_cast<lt_eng *>(p);
@@ -660,4 +698,6 @@ extern "C" const swarm_engine_ops_t swarm_engine_libtorrent = {
     eng_relocate,
     eng_set_throttled,
     eng_set_throttle,
+    eng_piece_avail,
+    eng_set_piece_prio,
 };

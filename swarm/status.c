@@ -68,6 +68,7 @@ char *swarm__status_json(swarm_t *s)
     json_object_set_new(o, "stripe_blocks", json_integer((json_int_t)s->stripe_blocks));
     json_object_set_new(o, "stripe_stalls", json_integer((json_int_t)s->stripe_stalls));
     json_object_set_new(o, "stripe_focus", json_integer((json_int_t)s->stripe_focus));
+    json_object_set_new(o, "stripe_rescued", json_integer((json_int_t)s->stripe_rescued));
     /* seeds taken out because the store removed their blob (forget.c) */
     json_object_set_new(o, "forgotten", json_integer((json_int_t)s->forgotten));
     /* bytes of fetched blobs hashed during their download (behind.c) */

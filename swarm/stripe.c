@@ -226,6 +226,17 @@ void swarm__stripe_classify(swarm_t *s, const swarm_fetch_t *extra)
     s->ops->set_throttled(s->eng, ips, n);
 }
 
+void swarm__fetch_set_blocking(swarm_fetch_t *f, int on)
+{
+    if (f->block_over || !on == !f->blocking)
+        return;
+    f->blocking = on;
+    blocks_apply(f->s);
+    if (!on)
+        for (size_t i = 0; i < f->n_peers; i++)
+            swarm__fetch_connect(f, f->peers[i]);
+}
+
 void swarm__fetch_unblock(swarm_fetch_t *f)
 {
     focus_end(f);
@@ -256,6 +267,7 @@ void swarm__fetch_on_piece(swarm_fetch_t *f, int piece)
     f->s->stripe_blocks++;
     focus_end(f);
     blocks_apply(f->s);
+    f->rescue_ns = 0; /* look for starved shares at the next tick */
 }
 
 void swarm__fetch_tick(swarm_t *s, int64_t now)
@@ -273,6 +285,7 @@ void swarm__fetch_tick(swarm_t *s, int64_t now)
             continue;
         }
         focus_check(f);
+        swarm__rescue_tick(f, now);
         if (f->blocking && now - f->last_progress_ns > (int64_t)SWARM_STALL_MS * 1000000) {
             OX_INFO("swarm: %s: no progress for %d ms with holders blocked, unblocking",
                     f->digest, SWARM_STALL_MS);

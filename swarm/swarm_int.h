@@ -104,6 +104,11 @@ struct swarm_fetch {
     uint64_t piece_len;
     int behind_off;           /* a feed failed: the commit reads it all */
     int behind_commit;        /* the commit waits for the feed in flight */
+    /* rescue.c: helping a share that never left the holders */
+    struct swarm_rescue_req *rescue_req; /* availability query in flight */
+    uint8_t *rescued;         /* bit per piece asked for in a rescue */
+    int rescuing;             /* holders drawn from again for it */
+    int64_t rescue_ns;        /* last query */
     swarm_progress_cb progress;
     swarm_done_cb done;
     void *ud;
@@ -138,6 +143,7 @@ struct swarm {
     uint64_t stripe_blocks, stripe_stalls; /* stripe.c */
     uint64_t stripe_focus;             /* stripe.c: times a share lagged */
     uint64_t hashed_behind;            /* behind.c: bytes hashed while downloading */
+    uint64_t stripe_rescued;           /* rescue.c: pieces taken for a starved share */
     uint64_t throttle_cap;             /* stripe.c: the engine's cap now */
     /* forget.c: blobs the store removed, queued by its hook (guarded by a
      * lock of forget.c, not the loop) */
@@ -205,6 +211,23 @@ int swarm__stripe_lagging(size_t share_done, size_t share_total, uint64_t done, 
 void swarm__stripe_classify(swarm_t *s, const swarm_fetch_t *extra);
 /* stripe.c: stops blocking f's holders (fetch done, failed or stalled). */
 void swarm__fetch_unblock(swarm_fetch_t *f);
+/* stripe.c: blocks (on) or unblocks f's holders for now, unless lifted for
+ * good; unblocking reconnects them. */
+void swarm__fetch_set_blocking(swarm_fetch_t *f, int on);
+/* rescue.c: the helper assigned to a piece of another fetcher's share: the
+ * share's pieces dealt round-robin over the other indexes; -1 when not
+ * striped. Pure. */
+int swarm__rescue_helper(int piece, int count);
+/* rescue.c: the pieces f should rescue now, given each piece's availability
+ * (n entries, seeds counted in each) and f's pieces. out has room for n.
+ * Pure apart from reading f. */
+void swarm__rescue_plan(swarm_fetch_t *f, const int *avail, size_t n, int seeds, int *out,
+                        size_t *n_out);
+/* rescue.c: queues an availability query once f's share is in (timer);
+ * end drops the query and the state (fetch over). */
+typedef struct swarm_rescue_req swarm_rescue_req_t;
+void swarm__rescue_tick(swarm_fetch_t *f, int64_t now_ns);
+void swarm__rescue_end(swarm_fetch_t *f);
 
 /* forget.c: registers the store's remove hook (attach, after the wake
  * handle is ready), unregisters it (detach, before the handle closes), and

@@ -392,6 +392,76 @@ static void test_stripe_lagging(void **state)
     assert_true(swarm__stripe_lagging(10, 100, 5000, size, 0)); /* done is clamped to size */
 }
 
+/* Rescue: every piece of a share has exactly one helper, never its owner,
+ * and a share's pieces are spread over all the other fetchers. */
+static void test_rescue_helper(void **state)
+{
+    (void)state;
+    assert_int_equal(swarm__rescue_helper(5, 1), -1);
+    assert_int_equal(swarm__rescue_helper(-1, 4), -1);
+    for (int k = 2; k <= 9; k++) {
+        int seen[9][9] = {{0}};
+        for (int p = 0; p < 40 * k; p++) {
+            int h = swarm__rescue_helper(p, k);
+            assert_true(h >= 0 && h < k);
+            assert_int_not_equal(h, p % k);
+            seen[p % k][h]++;
+        }
+        for (int owner = 0; owner < k; owner++)
+            for (int h = 0; h < k; h++)
+                if (h != owner)
+                    assert_true(seen[owner][h] > 0);
+    }
+}
+
+/* Rescue plan: fetcher 1 of 4, its share in. Share 2 never left the holder
+ * (only the seed has its pieces), share 3 is nearly everywhere: fetcher 1
+ * takes exactly the orphans of share 2 dealt to it, none it already has,
+ * none of share 3, and nothing once too few orphans are left. */
+static void test_rescue_plan(void **state)
+{
+    (void)state;
+    enum { N = 64, K = 4 };
+    uint8_t have[N / 8] = {0};
+    swarm_fetch_t f;
+    memset(&f, 0, sizeof f);
+    f.stripe_count = K;
+    f.stripe_index = 1;
+    f.have = have;
+    f.n_pieces = N;
+    int avail[N], out[N];
+    size_t n_out;
+    int seeds = 1; /* the holder */
+    for (int p = 0; p < N; p++) {
+        avail[p] = seeds + (p % K == 2 ? 0 : 3); /* share 2: the seed alone */
+        if (p % K == 1)
+            have[p / 8] |= (uint8_t)(1u << (p % 8)); /* own share: in */
+    }
+    avail[3] = seeds; /* one orphan of share 3: too few to rescue */
+    have[18 / 8] |= 1u << (18 % 8); /* a piece of share 2 we already have */
+    swarm__rescue_plan(&f, avail, N, seeds, out, &n_out);
+    assert_true(n_out > 0);
+    for (size_t i = 0; i < n_out; i++) {
+        assert_int_equal(out[i] % K, 2);
+        assert_int_equal(swarm__rescue_helper(out[i], K), 1);
+        assert_int_not_equal(out[i], 18);
+    }
+    size_t want = 0;
+    for (int p = 0; p < N; p++)
+        want += p % K == 2 && p != 18 && swarm__rescue_helper(p, K) == 1;
+    assert_int_equal(n_out, want);
+    /* share 2 now mostly relayed: 3 orphans left, under the threshold */
+    for (int p = 0; p < N; p++)
+        if (p % K == 2 && p > 12)
+            avail[p] = seeds + 2;
+    swarm__rescue_plan(&f, avail, N, seeds, out, &n_out);
+    assert_int_equal(n_out, 0);
+    /* not striped, or no piece map: nothing */
+    f.stripe_count = 1;
+    swarm__rescue_plan(&f, avail, N, seeds, out, &n_out);
+    assert_int_equal(n_out, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -399,6 +469,8 @@ int main(void)
         cmocka_unit_test(test_removed_blob_is_no_longer_seeded),
         cmocka_unit_test(test_fetch_hashes_behind),
         cmocka_unit_test(test_stripe_lagging),
+        cmocka_unit_test(test_rescue_helper),
+        cmocka_unit_test(test_rescue_plan),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,175 @@
+/* Rescue of a starved share (striping, DESIGN 6). Each fetcher takes its
+ * own share of the pieces from the holders, which assumes the holders'
+ * upload splits evenly among the fetchers. On shared links it does not:
+ * TCP flows through one queue are unfair, and in the fan-out bench one
+ * fetcher in most runs got almost none of its share for 8-10 s while the
+ * other seven completed theirs; everyone then waited for that share, first
+ * from the holder, then relayed by its owner alone (the tail took 4-6 s).
+ *
+ * So once its own share is in, a fetcher looks at what its peers have
+ * (engine piece availability, in the work pool, about once a second). A
+ * piece that no connected peer but the seeds has is an orphan: it has not
+ * left the holders yet. When a share still has many orphans (a quarter of
+ * it), the fetchers that are done help: each takes the orphans of that
+ * share assigned to it (the share's pieces dealt round-robin over the other
+ * fetchers, so helpers never take the same piece), at top priority, and
+ * keeps drawing from the holders until they are in; then it blocks the
+ * holders again. A piece the owner also asked for may leave the holder
+ * twice; that costs less than the wait. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/err.h"
+#include "common/log.h"
+#include "common/timeutil.h"
+#include "swarm/swarm_int.h"
+
+#define RESCUE_EVERY_MS 1000
+#define RESCUE_MIN_ORPHANS 4 /* and a quarter of the share */
+
+struct swarm_rescue_req {
+    uv_work_t w;
+    swarm_t *s;
+    swarm_fetch_t *f; /* NULL once the fetch ended */
+    void *eng;
+    uint8_t ih[32];
+    int *avail;
+    size_t n;
+    int seeds, got;
+};
+
+int swarm__rescue_helper(int piece, int count)
+{
+    if (count < 2 || piece < 0)
+        return -1;
+    int owner = piece % count;
+    int r = (piece / count) % (count - 1);
+    return r < owner ? r : r + 1;
+}
+
+static int has_piece(const swarm_fetch_t *f, size_t p)
+{
+    return f->have && (f->have[p / 8] >> (p % 8) & 1);
+}
+
+void swarm__rescue_plan(swarm_fetch_t *f, const int *avail, size_t n, int seeds,
+                        int *out, size_t *n_out)
+{
+    *n_out = 0;
+    int k = f->stripe_count;
+    if (k < 2 || !f->have || n != f->n_pieces)
+        return;
+    size_t *orphans = calloc((size_t)k, sizeof *orphans);
+    if (!orphans)
+        return;
+    for (size_t p = 0; p < n; p++)
+        if (avail[p] <= seeds && !has_piece(f, p))
+            orphans[p % (size_t)k]++;
+    size_t per_share = (n + (size_t)k - 1) / (size_t)k;
+    size_t need = per_share / 4 > RESCUE_MIN_ORPHANS ? per_share / 4 : RESCUE_MIN_ORPHANS;
+    for (size_t p = 0; p < n; p++) {
+        int owner = (int)(p % (size_t)k);
+        if (owner == f->stripe_index || orphans[owner] < need || avail[p] > seeds ||
+            has_piece(f, p) || swarm__rescue_helper((int)p, k) != f->stripe_index)
+            continue;
+        out[(*n_out)++] = (int)p;
+    }
+    free(orphans);
+}
+
+/* Holders drawn from (on) or blocked again (off) for a rescue. */
+static void rescue_holders(swarm_fetch_t *f, int on)
+{
+    if (on == f->rescuing)
+        return;
+    f->rescuing = on;
+    swarm__fetch_set_blocking(f, !on);
+}
+
+static void on_avail_work(uv_work_t *w)
+{
+    swarm_rescue_req_t *r = w->data;
+    r->got = r->s->ops->piece_avail(r->eng, r->ih, r->avail, r->n, &r->seeds);
+}
+
+static void on_avail_done(uv_work_t *w, int status)
+{
+    swarm_rescue_req_t *r = w->data;
+    swarm_t *s = r->s;
+    swarm_fetch_t *f = r->f;
+    s->pending_work--;
+    if (f)
+        f->rescue_req = NULL;
+    int *want = NULL;
+    size_t n_want = 0;
+    if (f && !status && r->got == (int)r->n && f->state == FETCH_RUNNING && f->tor &&
+        (want = malloc(r->n * sizeof *want)) != NULL)
+        swarm__rescue_plan(f, r->avail, r->n, r->seeds, want, &n_want);
+    if (f && f->state == FETCH_RUNNING && f->tor && f->rescued) {
+        size_t fresh = 0;
+        for (size_t i = 0; i < n_want; i++) {
+            size_t p = (size_t)want[i];
+            if (!(f->rescued[p / 8] >> (p % 8) & 1)) {
+                f->rescued[p / 8] |= (uint8_t)(1u << (p % 8));
+                want[fresh++] = want[i];
+            }
+        }
+        if (fresh) {
+            s->ops->set_piece_prio(s->eng, f->tor->ih, want, fresh, 7);
+            s->stripe_rescued += fresh;
+            OX_INFO("swarm: %.19s: rescuing %zu pieces of a starved share from the holders",
+                    f->digest, fresh);
+        }
+        /* holders stay open while an orphan of ours is still missing */
+        rescue_holders(f, n_want > 0);
+    }
+    free(want);
+    free(r->avail);
+    free(r);
+    swarm__maybe_finish_close(s);
+}
+
+void swarm__rescue_tick(swarm_fetch_t *f, int64_t now)
+{
+    swarm_t *s = f->s;
+    if (f->stripe_count < 2 || f->state != FETCH_RUNNING || !f->tor || !f->have ||
+        f->rescue_req || f->block_over || f->share_done < f->share_total || !f->n_peers ||
+        !f->n_cofetchers || !s->ops->piece_avail || !s->ops->set_piece_prio || s->closing ||
+        now - f->rescue_ns < (int64_t)RESCUE_EVERY_MS * 1000000)
+        return;
+    if (!f->rescued && !(f->rescued = calloc(((size_t)f->n_pieces + 7) / 8, 1)))
+        return;
+    swarm_rescue_req_t *r = calloc(1, sizeof *r);
+    if (!r)
+        return;
+    r->avail = malloc((size_t)f->n_pieces * sizeof *r->avail);
+    if (!r->avail) {
+        free(r);
+        return;
+    }
+    r->w.data = r;
+    r->s = s;
+    r->f = f;
+    r->eng = s->eng;
+    memcpy(r->ih, f->tor->ih, 32);
+    r->n = f->n_pieces;
+    if (uv_queue_work(s->loop, &r->w, on_avail_work, on_avail_done) != 0) {
+        free(r->avail);
+        free(r);
+        return;
+    }
+    f->rescue_ns = now;
+    f->rescue_req = r;
+    s->pending_work++;
+}
+
+void swarm__rescue_end(swarm_fetch_t *f)
+{
+    if (f->rescue_req) {
+        f->rescue_req->f = NULL;
+        f->rescue_req = NULL;
+    }
+    f->rescuing = 0;
+    free(f->rescued);
+    f->rescued = NULL;
+}
