@@ -150,6 +150,12 @@ void http_req_on_close(http_req_t *r, void (*cb)(http_req_t *r, void *ud), void 
 
 int http_req_is_closed(const http_req_t *r) { return r->closed; }
 
+void http_req_set_body_room(http_req_t *r, http_body_room_cb room)
+{
+    if (r->sink)
+        r->room = room;
+}
+
 void http_req_set_body_sink(http_req_t *r, http_body_data_cb on_data, void *ud)
 {
     if (r->msg_done || r->started || r->finished)

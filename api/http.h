@@ -86,6 +86,11 @@ int http_req_is_closed(const http_req_t *r);
  * on_headers only. */
 typedef int (*http_body_data_cb)(http_req_t *r, const void *p, size_t n, void *ud);
 void http_req_set_body_sink(http_req_t *r, http_body_data_cb on_data, void *ud);
+/* Optional, after the sink: room(r, &len, ud) offers memory where the next
+ * body bytes may be received directly (up to len); on_data then gets that
+ * very pointer. NULL: read into the connection's own buffer as usual. */
+typedef void *(*http_body_room_cb)(http_req_t *r, size_t *len, void *ud);
+void http_req_set_body_room(http_req_t *r, http_body_room_cb room);
 /* Backpressure: stop/resume reading the socket (e.g. while a write of the
  * previous chunk runs in the work pool). */
 void http_req_pause(http_req_t *r);

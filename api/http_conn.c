@@ -2,6 +2,7 @@
  * closing. One request at a time per connection: after a message is complete
  * the parser stays paused until that request is finished, so pipelined
  * requests are answered strictly in order; their bytes wait in rbuf. */
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -420,10 +421,41 @@ void http_conn_process(http_conn_t *c)
     conn_arm_timer(c);
 }
 
+/* Large reads of a sink's body go straight into the sink's memory (an
+ * upload's staging buffers), which saves a copy of every byte on the loop
+ * thread: 1 GiB uploads spent as long in that memcpy as in recv. Only for a
+ * body of known length with nothing buffered before it, and never past its
+ * end, so the parser sees nothing but body bytes there. */
+#define DIRECT_MIN (64u * 1024u)
+
+static char *direct_room(http_conn_t *c, size_t *len)
+{
+    http_req_t *r = c->cur;
+    if (!r || !r->sink || !r->room || r->paused || r->msg_done || r->closed ||
+        r->discard_body || c->in_head || c->roff != c->rlen || c->lingering || c->closing ||
+        (c->parser.flags & F_CHUNKED) || c->parser.content_length < DIRECT_MIN ||
+        c->parser.content_length == ULLONG_MAX)
+        return NULL;
+    size_t room = 0;
+    char *p = r->room(r, &room, r->sink_ud);
+    if (!p || room < DIRECT_MIN)
+        return NULL;
+    *len = room < c->parser.content_length ? room : (size_t)c->parser.content_length;
+    if (*len > UINT_MAX)
+        *len = UINT_MAX;
+    return p;
+}
+
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 {
     (void)hint;
     http_conn_t *c = h->data;
+    size_t dlen = 0;
+    c->direct = direct_room(c, &dlen);
+    if (c->direct) {
+        *buf = uv_buf_init(c->direct, (unsigned)dlen);
+        return;
+    }
     if (c->roff > 0 && c->roff == c->rlen)
         c->roff = c->rlen = 0;
     if (c->roff > 0 && c->rcap - c->rlen < c->rcap / 4) {
@@ -451,6 +483,44 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
     *buf = uv_buf_init(c->rbuf + c->rlen, (unsigned)(c->rcap - c->rlen));
 }
 
+/* Body bytes read into the sink's room: parsed in place, so the sink gets
+ * the same pointer. Whatever the parser leaves (the sink paused it) moves
+ * into rbuf, where the usual path takes it up. */
+static void conn_parse_direct(http_conn_t *c, char *p, size_t n)
+{
+    size_t done = 0;
+    if (conn_can_parse(c)) {
+        c->in_process = 1;
+        done = http_parser_execute(&c->parser, &parser_settings, p, n);
+        c->in_process = 0;
+        enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
+        if (e == HPE_PAUSED) {
+            http_parser_pause(&c->parser, 0);
+        } else if (e != HPE_OK) {
+            if (!c->closing)
+                http_conn_fail(c, c->err_status ? c->err_status : 400,
+                               c->err_msg ? c->err_msg : "malformed HTTP request");
+            return;
+        }
+        if (c->closing)
+            return;
+    }
+    if (done < n) {
+        if (c->rcap - c->rlen < n - done) {
+            char *nb = realloc(c->rbuf, c->rlen + (n - done));
+            if (!nb) {
+                http_conn_close(c);
+                return;
+            }
+            c->rbuf = nb;
+            c->rcap = c->rlen + (n - done);
+        }
+        memcpy(c->rbuf + c->rlen, p + done, n - done);
+        c->rlen += n - done;
+    }
+    http_conn_process(c);
+}
+
 static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 {
     (void)buf;
@@ -473,6 +543,11 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
     }
     if (c->lingering)
         return;
+    if (c->direct && buf->base == c->direct) {
+        c->direct = NULL;
+        conn_parse_direct(c, buf->base, (size_t)nread);
+        return;
+    }
     c->rlen += (size_t)nread;
     http_conn_process(c);
 }

@@ -85,6 +85,7 @@ struct http_req {
 
     http_body_data_cb sink;
     void *sink_ud;
+    http_body_room_cb room; /* may be NULL */
     void (*close_cb)(http_req_t *r, void *ud);
     void *close_ud;
     void *data;
@@ -104,6 +105,7 @@ struct http_conn {
     char *rbuf;
     size_t rcap, roff, rlen;   /* unparsed bytes are rbuf[roff, rlen) */
     size_t want_rcap;
+    char *direct;           /* a read lands in the body sink's room, not rbuf */
     http_req_t *cur;
     http_file_job_t *job;      /* sendfile in flight */
     size_t nwrites;            /* uv_write requests in flight */

@@ -284,6 +284,17 @@ static void on_wake(uv_async_t *a)
         http_req_resume(req);
 }
 
+/* Direct uploads receive straight into the store's staging buffers, while
+ * nothing waits in the backlog (bytes must reach the store in order). */
+static void *on_room(http_req_t *req, size_t *len, void *ud)
+{
+    (void)req;
+    upload_t *u = ud;
+    if (!u->direct || u->failed || u->fill.len || u->committing)
+        return NULL;
+    return cas_ingest_room(u->in, len);
+}
+
 static int on_data(http_req_t *req, const void *p, size_t n, void *ud)
 {
     (void)req;
@@ -347,6 +358,7 @@ void api_blob_upload_begin(node_t *node, http_req_t *req)
         api_hold(node);
         http_req_set_data(req, u);
         http_req_set_body_sink(req, on_data, u);
+        http_req_set_body_room(req, on_room);
         return;
     }
     if (ox_buf_reserve(&u->fill, UPLOAD_CHUNK) != 0 || ox_buf_reserve(&u->wbuf, UPLOAD_CHUNK) != 0) {

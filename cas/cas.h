@@ -159,6 +159,12 @@ void cas_ingest_abort(cas_ingest_t *in);
 int cas_ingest_nonblocking(const cas_ingest_t *in);
 void cas_ingest_set_wake(cas_ingest_t *in, void (*wake)(void *ud), void *ud);
 int cas_ingest_write_some(cas_ingest_t *in, const void *p, size_t n, size_t *taken);
+/* Zero-copy for the same callers: the address (owned by the ingest) where
+ * the next bytes go and how many fit (*room). Receive into it, then pass
+ * that address to cas_ingest_write_some, which takes those bytes without a
+ * copy. NULL when nothing fits now (the wake-up is armed, as for a short
+ * write_some). Valid until the next call on in. */
+void *cas_ingest_room(cas_ingest_t *in, size_t *room);
 
 /* Adopts a complete file written elsewhere under tmp/ (a finished pull or
  * swarm fetch): hashes it in one read (feeding the tap), checks it against

@@ -93,6 +93,10 @@ void cas__stage_put(cas_stage_t *s, size_t n);
  * is short of n, the wake-up is armed: wake(ud) runs once, on a consumer
  * thread, as soon as a buffer frees. Returns the first error seen so far. */
 int cas__stage_write_some(cas_stage_t *s, const void *p, size_t n, size_t *taken);
+/* Non-blocking: where the next bytes go (*room of them), so a caller can
+ * receive them there and pass that very pointer to write_some, which then
+ * copies nothing; NULL when no buffer is free (the wake-up is armed). */
+void *cas__stage_room(cas_stage_t *s, size_t *room);
 /* wake must not block nor call back into the stage (e.g. uv_async_send). */
 void cas__stage_set_wake(cas_stage_t *s, void (*wake)(void *ud), void *ud);
 /* Large buffers (mmap, 2 MiB-aligned, huge pages where allowed) for data

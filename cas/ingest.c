@@ -245,6 +245,13 @@ int cas_ingest_write_some(cas_ingest_t *in, const void *p, size_t n, size_t *tak
     return rc;
 }
 
+void *cas_ingest_room(cas_ingest_t *in, size_t *room)
+{
+    if (!in || !room || in->failed || !in->stage)
+        return NULL;
+    return cas__stage_room(in->stage, room);
+}
+
 static void ingest_free(cas_ingest_t *in, int ok, const char *hex)
 {
     char digest[72] = "";

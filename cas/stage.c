@@ -367,12 +367,21 @@ int cas__stage_write_some(cas_stage_t *s, const void *p, size_t n, size_t *taken
         size_t k = STAGE_SIZE - s->cur_len;
         if (k > n - done)
             k = n - done;
-        memcpy(s->cur + s->cur_len, q + done, k);
+        if (q + done != s->cur + s->cur_len) /* else received in place (room) */
+            memcpy(s->cur + s->cur_len, q + done, k);
         cas__stage_put(s, k);
         done += k;
     }
     *taken = done;
     return rc == OX_EBUSY ? 0 : rc;
+}
+
+void *cas__stage_room(cas_stage_t *s, size_t *room)
+{
+    if (!s->cur && take_buffer(s, 1) != 0)
+        return NULL;
+    *room = STAGE_SIZE - s->cur_len;
+    return s->cur + s->cur_len;
 }
 
 int cas__stage_finish(cas_stage_t *s)

@@ -431,6 +431,102 @@ static void test_write_some_and_wake(void **state)
     free(data);
 }
 
+/* Zero copy: bytes written where cas_ingest_room says, then handed to
+ * write_some at that address, make the same blob (in pieces that do and do
+ * not fill the room, mixed with plain write_some). With the hash thread
+ * held, room runs out (NULL) instead of blocking, and a wake-up follows. */
+static void test_room(void **state)
+{
+    fx_t *f = *state;
+    size_t n = (150u << 20) + 4321; /* more than the staging ring holds */
+    unsigned char *data = malloc(n);
+    for (size_t i = 0; i < n; i++)
+        data[i] = (unsigned char)(i * 13 + (i >> 9));
+    char want[72], got[72], err[256] = "";
+    digest_of(data, n, want);
+    waker_t w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 1, 0};
+    cas_tap_t tap = {on_gate_open, on_gate_leaf, on_gate_close, &w};
+    cas_set_tap(f->c, &tap);
+    cas_ingest_t *in;
+    assert_int_equal(cas_ingest_begin(f->c, want, 0, &in), 0);
+    cas_ingest_set_wake(in, on_room, &w);
+    size_t off = 0, t, step = 0, direct = 0;
+    while (off < n) {
+        size_t room = 0, k;
+        unsigned char *p = cas_ingest_room(in, &room);
+        if (!p) { /* the ring is full for now: the consumers catch up */
+            usleep(1000);
+            continue;
+        }
+        assert_true(room > 0);
+        k = step++ % 3 == 0 ? room : room / 3 + 1; /* all of it, or a part */
+        if (k > n - off)
+            k = n - off;
+        if (step % 5 == 0) { /* now and then the plain way */
+            assert_int_equal(cas_ingest_write_some(in, data + off, k, &t), 0);
+        } else {
+            memcpy(p, data + off, k);
+            assert_int_equal(cas_ingest_write_some(in, p, k, &t), 0);
+            direct += k;
+        }
+        assert_int_equal(t, k);
+        off += k;
+    }
+    assert_true(direct > n / 2);
+    assert_int_equal(cas_ingest_commit(in, got, NULL, err, sizeof err), 0);
+    assert_string_equal(got, want);
+    assert_int_equal(cas_blob_verify(f->c, want), 0);
+
+    /* held hash thread: the room runs out, then comes back with a wake-up */
+    char bp[4096];
+    cas_blob_path(f->c, want, bp, sizeof bp);
+    unlink(bp);
+    fx_reopen(f);
+    cas_set_tap(f->c, &tap);
+    gate_set(&w, 0);
+    assert_int_equal(cas_ingest_begin(f->c, want, 0, &in), 0);
+    cas_ingest_set_wake(in, on_room, &w);
+    off = 0;
+    for (;;) {
+        size_t room = 0;
+        unsigned char *p = cas_ingest_room(in, &room);
+        if (!p)
+            break;
+        size_t k = room < n - off ? room : n - off;
+        memcpy(p, data + off, k);
+        assert_int_equal(cas_ingest_write_some(in, p, k, &t), 0);
+        off += t;
+        assert_true(off < n);
+    }
+    assert_true(off >= (8u << 20));
+    pthread_mutex_lock(&w.mu);
+    int before = w.wakes;
+    pthread_mutex_unlock(&w.mu);
+    gate_set(&w, 1);
+    pthread_mutex_lock(&w.mu);
+    while (w.wakes == before)
+        pthread_cond_wait(&w.cv, &w.mu);
+    pthread_mutex_unlock(&w.mu);
+    while (off < n) {
+        size_t room = 0;
+        unsigned char *p = cas_ingest_room(in, &room);
+        if (!p) {
+            usleep(1000);
+            continue;
+        }
+        size_t k = room < n - off ? room : n - off;
+        memcpy(p, data + off, k);
+        assert_int_equal(cas_ingest_write_some(in, p, k, &t), 0);
+        off += t;
+    }
+    assert_int_equal(cas_ingest_commit(in, got, NULL, err, sizeof err), 0);
+    assert_string_equal(got, want);
+    cas_set_tap(f->c, NULL);
+    pthread_cond_destroy(&w.cv);
+    pthread_mutex_destroy(&w.mu);
+    free(data);
+}
+
 static void test_threads(void **state)
 {
     fx_t *f = *state;
@@ -459,6 +555,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ingest_mismatch, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_ingest_abort, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_write_some_and_wake, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_room, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_ingest_empty_blob, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_adopt, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_verify_corrupt, fx_setup, fx_teardown),

@@ -218,6 +218,8 @@ struct fx {
     char last_sink_hash[65];
     uint64_t sink_bytes;
     int sink_pauses;
+    uint64_t room_direct; /* /roomsink: bytes read straight into the room */
+    int room_bad_ptr;
     char file_path[64];
     int keep_fd;
     int pending_ok;
@@ -281,6 +283,9 @@ typedef struct sink_state {
     uv_timer_t t;
     http_req_t *req;
     int pauses;
+    char *room, *offered; /* /roomsink: the memory offered for direct reads */
+    int offers, bad_ptr;
+    uint64_t direct_bytes;
 } sink_state_t;
 
 static void on_sink_timer(uv_timer_t *t)
@@ -292,6 +297,12 @@ static void on_sink_timer(uv_timer_t *t)
 static int on_sink_data(http_req_t *r, const void *p, size_t n, void *ud)
 {
     sink_state_t *s = ud;
+    if (s->room && (const char *)p >= s->room && (const char *)p < s->room + (1u << 20)) {
+        /* a direct read: exactly where it was offered, within the room */
+        if (p != s->offered || n > (1u << 20))
+            s->bad_ptr = 1;
+        s->direct_bytes += n;
+    }
     ox_sha256_update(&s->h, p, n);
     uint64_t before = s->n;
     s->n += n;
@@ -305,13 +316,33 @@ static int on_sink_data(http_req_t *r, const void *p, size_t n, void *ud)
     return 0;
 }
 
-static void on_sink_timer_closed(uv_handle_t *h) { free(h->data); }
+static void on_sink_timer_closed(uv_handle_t *h)
+{
+    sink_state_t *s = h->data;
+    free(s->room);
+    free(s);
+}
+
+/* Room for a zero-copy read: sizes that vary (under and over the server's
+ * floor) and none at all every fourth time. */
+static void *on_sink_room(http_req_t *r, size_t *len, void *ud)
+{
+    (void)r;
+    sink_state_t *s = ud;
+    static const size_t sizes[] = {300000, 65536 + 7, 0, 1u << 20, 1000};
+    size_t want = sizes[s->offers++ % 5];
+    if (!want)
+        return NULL;
+    *len = want;
+    s->offered = s->room;
+    return s->room;
+}
 
 static void on_headers(http_req_t *r, void *ud)
 {
     fx_t *f = ud;
     const char *p = http_req_path(r);
-    if (strcmp(p, "/sink") == 0) {
+    if (strcmp(p, "/sink") == 0 || strcmp(p, "/roomsink") == 0) {
         sink_state_t *s = calloc(1, sizeof(*s));
         ox_sha256_init(&s->h);
         s->req = r;
@@ -319,6 +350,10 @@ static void on_headers(http_req_t *r, void *ud)
         s->t.data = s;
         http_req_set_data(r, s);
         http_req_set_body_sink(r, on_sink_data, s);
+        if (strcmp(p, "/roomsink") == 0) {
+            s->room = malloc(1u << 20);
+            http_req_set_body_room(r, on_sink_room);
+        }
     } else if (strcmp(p, "/early") == 0) {
         http_respond(r, 403, "text/plain", "no", 2);
     }
@@ -388,8 +423,12 @@ static void on_request(http_req_t *r, void *ud)
         const char *b = http_req_body(r, &n);
         http_resp_header(r, "X-Len", n ? "some" : "none");
         http_respond(r, 200, "application/octet-stream", b, n);
-    } else if (strcmp(p, "/sink") == 0) {
+    } else if (strcmp(p, "/sink") == 0 || strcmp(p, "/roomsink") == 0) {
         sink_state_t *s = http_req_data(r);
+        if (s->room) {
+            f->room_direct = s->direct_bytes;
+            f->room_bad_ptr = s->bad_ptr;
+        }
         uint8_t d[32];
         char hex[65];
         ox_sha256_final(&s->h, d);
@@ -579,6 +618,62 @@ static void test_body_sink_pause_resume(void **state)
     (void)state;
     fx_t f = {0};
     fx_run(&f, NULL, cl_sink);
+    assert_int_equal(f.sink_bytes, SINK_BYTES);
+    assert_true(f.sink_pauses >= 24);
+}
+
+/* Zero-copy reads into the sink's room: the body arrives intact and in
+ * order (through the room and through the connection's buffer, as the room
+ * comes and goes, with pauses), reads never run past the body, so a request
+ * pipelined right behind it is served; a chunked body never uses the room. */
+static void cl_roomsink(fx_t *f)
+{
+    cli_t *c = calloc(1, sizeof(*c));
+    resp_t r = {0};
+    char *data = malloc(SINK_BYTES);
+    for (size_t i = 0; i < SINK_BYTES; i++)
+        data[i] = (char)(i * 2654435761u >> 13);
+    char want[65];
+    ox_sha256_hex(data, SINK_BYTES, want);
+    CHECK(f, cli_connect(c, f->port) == 0);
+    ox_buf_t b = OX_BUF_INIT;
+    ox_buf_printf(&b, "PUT /roomsink HTTP/1.1\r\nHost: x\r\nContent-Length: %u\r\n\r\n",
+                  SINK_BYTES);
+    ox_buf_append(&b, data, SINK_BYTES);
+    ox_buf_puts(&b, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+    cli_send(c, b.data, b.len);
+    CHECK(f, cli_response(c, &r, 0) == 0);
+    CHECK(f, r.status == 200 && r.body.len == 64 && memcmp(r.body.data, want, 64) == 0);
+    CHECK(f, f->room_direct > SINK_BYTES / 4);
+    CHECK(f, f->room_bad_ptr == 0);
+    CHECK(f, cli_response(c, &r, 0) == 0);
+    CHECK(f, r.status == 200 && r.body.len == 11 && memcmp(r.body.data, "hello world", 11) == 0);
+    /* chunked: the room is never used (the parser must see the framing) */
+    ox_buf_reset(&b);
+    ox_buf_puts(&b, "PUT /roomsink HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n");
+    for (size_t off = 0; off < SINK_BYTES; off += 300000) {
+        size_t n = SINK_BYTES - off < 300000 ? SINK_BYTES - off : 300000;
+        ox_buf_printf(&b, "%zx\r\n", n);
+        ox_buf_append(&b, data + off, n);
+        ox_buf_puts(&b, "\r\n");
+    }
+    ox_buf_puts(&b, "0\r\n\r\n");
+    cli_send(c, b.data, b.len);
+    ox_buf_free(&b);
+    CHECK(f, cli_response(c, &r, 0) == 0);
+    CHECK(f, r.status == 200 && r.body.len == 64 && memcmp(r.body.data, want, 64) == 0);
+    CHECK(f, f->room_direct == 0);
+    free(data);
+    resp_free(&r);
+    close(c->fd);
+    free(c);
+}
+
+static void test_body_sink_room(void **state)
+{
+    (void)state;
+    fx_t f = {0};
+    fx_run(&f, NULL, cl_roomsink);
     assert_int_equal(f.sink_bytes, SINK_BYTES);
     assert_true(f.sink_pauses >= 24);
 }
@@ -947,6 +1042,7 @@ int main(void)
         cmocka_unit_test(test_pipeline_in_order),
         cmocka_unit_test(test_chunked_body_and_expect),
         cmocka_unit_test(test_body_sink_pause_resume),
+        cmocka_unit_test(test_body_sink_room),
         cmocka_unit_test(test_limits_and_bad_requests),
         cmocka_unit_test(test_stream_and_disconnect),
         cmocka_unit_test(test_idle_timeout),
