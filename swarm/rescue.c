@@ -10,7 +10,8 @@
  * (engine piece availability, in the work pool, about once a second). A
  * piece that no connected peer but the seeds has is an orphan: it has not
  * left the holders yet. When a share still has many orphans (a quarter of
- * it), the fetchers that are done help: each takes the orphans of that
+ * it) and they did not move since the last look, the fetchers that are
+ * done help: each takes the orphans of that
  * share assigned to it (the share's pieces dealt round-robin over the other
  * fetchers, so helpers never take the same piece), at top priority, and
  * keeps drawing from the holders until they are in; then it blocks the
@@ -26,6 +27,11 @@
 
 #define RESCUE_EVERY_MS 1000
 #define RESCUE_MIN_ORPHANS 4 /* and a quarter of the share */
+/* A share whose orphans fell by a tenth of it or more since the last look
+ * (a second) is moving: its owner gets it, and a rescue would only make
+ * the holders send those pieces twice (2 fetchers on loopback: 1.42
+ * copies with rescues at first sight, against 1.02). */
+#define RESCUE_MOVING 10
 
 struct swarm_rescue_req {
     uv_work_t w;
@@ -53,28 +59,29 @@ static int has_piece(const swarm_fetch_t *f, size_t p)
 }
 
 void swarm__rescue_plan(swarm_fetch_t *f, const int *avail, size_t n, int seeds,
-                        int *out, size_t *n_out)
+                        const size_t *prev, size_t *orphans, int *out, size_t *n_out)
 {
     *n_out = 0;
     int k = f->stripe_count;
     if (k < 2 || !f->have || n != f->n_pieces)
         return;
-    size_t *orphans = calloc((size_t)k, sizeof *orphans);
-    if (!orphans)
-        return;
+    memset(orphans, 0, (size_t)k * sizeof *orphans);
     for (size_t p = 0; p < n; p++)
         if (avail[p] <= seeds && !has_piece(f, p))
             orphans[p % (size_t)k]++;
+    if (!prev)
+        return; /* a first look: starved means not moving between two */
     size_t per_share = (n + (size_t)k - 1) / (size_t)k;
     size_t need = per_share / 4 > RESCUE_MIN_ORPHANS ? per_share / 4 : RESCUE_MIN_ORPHANS;
+    size_t moving = per_share / RESCUE_MOVING > 0 ? per_share / RESCUE_MOVING : 1;
     for (size_t p = 0; p < n; p++) {
         int owner = (int)(p % (size_t)k);
-        if (owner == f->stripe_index || orphans[owner] < need || avail[p] > seeds ||
-            has_piece(f, p) || swarm__rescue_helper((int)p, k) != f->stripe_index)
+        if (owner == f->stripe_index || orphans[owner] < need ||
+            prev[owner] >= orphans[owner] + moving || avail[p] > seeds || has_piece(f, p) ||
+            swarm__rescue_helper((int)p, k) != f->stripe_index)
             continue;
         out[(*n_out)++] = (int)p;
     }
-    free(orphans);
 }
 
 /* Holders drawn from (on) or blocked again (off) for a rescue. */
@@ -103,8 +110,13 @@ static void on_avail_done(uv_work_t *w, int status)
     int *want = NULL;
     size_t n_want = 0;
     if (f && !status && r->got == (int)r->n && f->state == FETCH_RUNNING && f->tor &&
-        (want = malloc(r->n * sizeof *want)) != NULL)
-        swarm__rescue_plan(f, r->avail, r->n, r->seeds, want, &n_want);
+        f->orphans && (want = malloc(r->n * sizeof *want)) != NULL) {
+        size_t *now = f->orphans + f->stripe_count;
+        swarm__rescue_plan(f, r->avail, r->n, r->seeds, f->looked ? f->orphans : NULL, now,
+                           want, &n_want);
+        memcpy(f->orphans, now, (size_t)f->stripe_count * sizeof *now);
+        f->looked = 1;
+    }
     if (f && f->state == FETCH_RUNNING && f->tor && f->rescued) {
         size_t fresh = 0;
         for (size_t i = 0; i < n_want; i++) {
@@ -139,6 +151,8 @@ void swarm__rescue_tick(swarm_fetch_t *f, int64_t now)
         return;
     if (!f->rescued && !(f->rescued = calloc(((size_t)f->n_pieces + 7) / 8, 1)))
         return;
+    if (!f->orphans && !(f->orphans = calloc(2 * (size_t)f->stripe_count, sizeof *f->orphans)))
+        return;
     swarm_rescue_req_t *r = calloc(1, sizeof *r);
     if (!r)
         return;
@@ -170,6 +184,9 @@ void swarm__rescue_end(swarm_fetch_t *f)
         f->rescue_req = NULL;
     }
     f->rescuing = 0;
+    f->looked = 0;
     free(f->rescued);
     f->rescued = NULL;
+    free(f->orphans);
+    f->orphans = NULL;
 }

@@ -25,80 +25,16 @@
 #include "common/timeutil.h"
 #include "swarm/swarm.h"
 #include "swarm/swarm_int.h"
-
-typedef struct node {
-    char dir[128];
-    char ip[32];
-    cas_t *cas;
-    swarm_t *sw;
-    int closed;
-} node_t;
+#include "swarm_fixture.h"
 
 static void node_open(uv_loop_t *loop, node_t *n, const char *ip)
 {
-    memset(n, 0, sizeof *n);
-    snprintf(n->dir, sizeof n->dir, "/tmp/test_swarm_commit_XXXXXX");
-    assert_non_null(mkdtemp(n->dir));
-    snprintf(n->ip, sizeof n->ip, "%s", ip);
-    char models[256], state[256], err[256] = "";
-    snprintf(models, sizeof models, "%s/models", n->dir);
-    snprintf(state, sizeof state, "%s/state", n->dir);
-    assert_int_equal(ox_fs_mkdir_p(models, 0755), 0);
-    assert_int_equal(ox_fs_mkdir_p(state, 0755), 0);
-    if (cas_open(models, state, &n->cas, err, sizeof err))
-        fail_msg("cas_open: %s", err);
-    swarm_config_t cfg;
-    swarm_config_init(&cfg);
-    snprintf(cfg.bind_ip, sizeof cfg.bind_ip, "%s", ip);
-    cfg.update_ms = 100;
-    cfg.resume_ms = 300;
-    if (swarm_new(loop, n->cas, &cfg, &n->sw, err, sizeof err))
-        fail_msg("swarm_new: %s", err);
-}
-
-static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb, (void)flag, (void)ftw;
-    return remove(p);
-}
-
-static void on_closed(swarm_t *s, void *ud)
-{
-    (void)s;
-    ((node_t *)ud)->closed = 1;
-}
-
-static void nodes_close(uv_loop_t *loop, node_t *nodes, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (nodes[i].sw)
-            swarm_close(nodes[i].sw, on_closed, &nodes[i]);
-    assert_int_equal(uv_run(loop, UV_RUN_DEFAULT), 0);
-    for (size_t i = 0; i < n; i++) {
-        if (nodes[i].sw)
-            assert_true(nodes[i].closed);
-        cas_close(nodes[i].cas);
-        nftw(nodes[i].dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-    }
-}
-
-static int run_until(uv_loop_t *loop, int (*pred)(void *), void *ud, int timeout_s)
-{
-    int64_t end = ox_time_mono_ns() + (int64_t)timeout_s * 1000000000;
-    while (!pred(ud) && ox_time_mono_ns() < end)
-        uv_run(loop, UV_RUN_ONCE); /* the swarm's timer ticks every 100 ms */
-    return pred(ud);
+    swx_node_open(loop, n, ip, NULL, NULL);
 }
 
 static void ingest_random(cas_t *c, size_t n, unsigned seed, char digest[72])
 {
-    uint8_t *p = malloc(n);
-    assert_non_null(p);
-    uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
-    for (size_t i = 0; i < n; i++) {
-        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-        p[i] = (uint8_t)(x >> 24);
-    }
+    uint8_t *p = random_bytes(n, seed);
     cas_ingest_t *in;
     char err[256] = "";
     assert_int_equal(cas_ingest_begin(c, NULL, n, &in), 0);
@@ -415,9 +351,11 @@ static void test_rescue_helper(void **state)
 }
 
 /* Rescue plan: fetcher 1 of 4, its share in. Share 2 never left the holder
- * (only the seed has its pieces), share 3 is nearly everywhere: fetcher 1
- * takes exactly the orphans of share 2 dealt to it, none it already has,
- * none of share 3, and nothing once too few orphans are left. */
+ * (only the seed has its pieces), share 3 is nearly everywhere: after two
+ * looks with share 2 not moving, fetcher 1 takes exactly the orphans of
+ * share 2 dealt to it, none it already has, none of share 3; nothing at a
+ * first look, nothing while the share moves, nothing once too few orphans
+ * are left. */
 static void test_rescue_plan(void **state)
 {
     (void)state;
@@ -439,7 +377,18 @@ static void test_rescue_plan(void **state)
     }
     avail[3] = seeds; /* one orphan of share 3: too few to rescue */
     have[18 / 8] |= 1u << (18 % 8); /* a piece of share 2 we already have */
-    swarm__rescue_plan(&f, avail, N, seeds, out, &n_out);
+    size_t prev[K], now[K];
+    swarm__rescue_plan(&f, avail, N, seeds, NULL, prev, out, &n_out);
+    assert_int_equal(n_out, 0); /* a first look only counts */
+    assert_int_equal(prev[2], 15);
+    assert_int_equal(prev[3], 1);
+    assert_int_equal(prev[1], 0);
+    /* share 2 moving fast (its owner got 4 of 16 pieces since): left alone */
+    size_t fast[K] = {0, 0, 19, 1};
+    swarm__rescue_plan(&f, avail, N, seeds, fast, now, out, &n_out);
+    assert_int_equal(n_out, 0);
+    /* not moving: rescued */
+    swarm__rescue_plan(&f, avail, N, seeds, prev, now, out, &n_out);
     assert_true(n_out > 0);
     for (size_t i = 0; i < n_out; i++) {
         assert_int_equal(out[i] % K, 2);
@@ -454,11 +403,12 @@ static void test_rescue_plan(void **state)
     for (int p = 0; p < N; p++)
         if (p % K == 2 && p > 12)
             avail[p] = seeds + 2;
-    swarm__rescue_plan(&f, avail, N, seeds, out, &n_out);
+    swarm__rescue_plan(&f, avail, N, seeds, prev, now, out, &n_out);
     assert_int_equal(n_out, 0);
-    /* not striped, or no piece map: nothing */
+    assert_int_equal(now[2], 3);
+    /* not striped: nothing */
     f.stripe_count = 1;
-    swarm__rescue_plan(&f, avail, N, seeds, out, &n_out);
+    swarm__rescue_plan(&f, avail, N, seeds, prev, now, out, &n_out);
     assert_int_equal(n_out, 0);
 }
 
