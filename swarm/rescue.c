@@ -25,13 +25,13 @@
 #include "common/timeutil.h"
 #include "swarm/swarm_int.h"
 
-#define RESCUE_EVERY_MS 1000
+#define RESCUE_EVERY_MS 400
 #define RESCUE_MIN_ORPHANS 4 /* and a quarter of the share */
-/* A share whose orphans fell by a tenth of it or more since the last look
- * (a second) is moving: its owner gets it, and a rescue would only make
- * the holders send those pieces twice (2 fetchers on loopback: 1.42
- * copies with rescues at first sight, against 1.02). */
-#define RESCUE_MOVING 10
+/* A share whose orphans fell by a 25th of it or more since the last look
+ * (0.4 s earlier, so 10% a second) is moving: its owner is getting it, and
+ * a rescue would only have the holders send those pieces twice. A starved
+ * share is found within 0.4 s of a fetcher's own share coming in. */
+#define RESCUE_MOVING 25
 
 struct swarm_rescue_req {
     uv_work_t w;
