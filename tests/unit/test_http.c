@@ -569,15 +569,34 @@ static void test_chunked_body_and_expect(void **state)
 
 #define SINK_BYTES (24u * 1024 * 1024 + 12345)
 
+/* The body the sink tests send (malloc'd) and its sha256 in hex. */
+static char *sink_body(char want[65])
+{
+    char *data = malloc(SINK_BYTES);
+    for (size_t i = 0; i < SINK_BYTES; i++)
+        data[i] = (char)(i * 2654435761u >> 13);
+    ox_sha256_hex(data, SINK_BYTES, want);
+    return data;
+}
+
+/* Appends data as chunks of 300000 bytes and the last chunk. */
+static void put_chunks(ox_buf_t *b, const char *data, size_t n)
+{
+    for (size_t off = 0; off < n; off += 300000) {
+        size_t k = n - off < 300000 ? n - off : 300000;
+        ox_buf_printf(b, "%zx\r\n", k);
+        ox_buf_append(b, data + off, k);
+        ox_buf_puts(b, "\r\n");
+    }
+    ox_buf_puts(b, "0\r\n\r\n");
+}
+
 static void cl_sink(fx_t *f)
 {
     cli_t *c = calloc(1, sizeof(*c));
     resp_t r = {0};
-    char *data = malloc(SINK_BYTES);
-    for (size_t i = 0; i < SINK_BYTES; i++)
-        data[i] = (char)(i * 2654435761u >> 13);
     char want[65];
-    ox_sha256_hex(data, SINK_BYTES, want);
+    char *data = sink_body(want);
     CHECK(f, cli_connect(c, f->port) == 0);
     char head[256];
     snprintf(head, sizeof(head), "PUT /sink HTTP/1.1\r\nHost: x\r\nContent-Length: %u\r\n\r\n",
@@ -594,13 +613,8 @@ static void cl_sink(fx_t *f)
     /* chunked upload through the sink, and a pipelined request behind it */
     ox_buf_t b = OX_BUF_INIT;
     ox_buf_puts(&b, "PUT /sink HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n");
-    for (size_t off = 0; off < SINK_BYTES; off += 300000) {
-        size_t n = SINK_BYTES - off < 300000 ? SINK_BYTES - off : 300000;
-        ox_buf_printf(&b, "%zx\r\n", n);
-        ox_buf_append(&b, data + off, n);
-        ox_buf_puts(&b, "\r\n");
-    }
-    ox_buf_puts(&b, "0\r\n\r\nGET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+    put_chunks(&b, data, SINK_BYTES);
+    ox_buf_puts(&b, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
     cli_send(c, b.data, b.len);
     ox_buf_free(&b);
     CHECK(f, cli_response(c, &r, 0) == 0);
@@ -630,11 +644,8 @@ static void cl_roomsink(fx_t *f)
 {
     cli_t *c = calloc(1, sizeof(*c));
     resp_t r = {0};
-    char *data = malloc(SINK_BYTES);
-    for (size_t i = 0; i < SINK_BYTES; i++)
-        data[i] = (char)(i * 2654435761u >> 13);
     char want[65];
-    ox_sha256_hex(data, SINK_BYTES, want);
+    char *data = sink_body(want);
     CHECK(f, cli_connect(c, f->port) == 0);
     ox_buf_t b = OX_BUF_INIT;
     ox_buf_printf(&b, "PUT /roomsink HTTP/1.1\r\nHost: x\r\nContent-Length: %u\r\n\r\n",
@@ -651,13 +662,7 @@ static void cl_roomsink(fx_t *f)
     /* chunked: the room is never used (the parser must see the framing) */
     ox_buf_reset(&b);
     ox_buf_puts(&b, "PUT /roomsink HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n");
-    for (size_t off = 0; off < SINK_BYTES; off += 300000) {
-        size_t n = SINK_BYTES - off < 300000 ? SINK_BYTES - off : 300000;
-        ox_buf_printf(&b, "%zx\r\n", n);
-        ox_buf_append(&b, data + off, n);
-        ox_buf_puts(&b, "\r\n");
-    }
-    ox_buf_puts(&b, "0\r\n\r\n");
+    put_chunks(&b, data, SINK_BYTES);
     cli_send(c, b.data, b.len);
     ox_buf_free(&b);
     CHECK(f, cli_response(c, &r, 0) == 0);

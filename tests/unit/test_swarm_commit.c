@@ -115,6 +115,20 @@ static void fetch_from(uv_loop_t *loop, node_t *to, const char *digest, const vo
     assert_int_equal(cas_blob_verify(to->cas, digest), 0);
 }
 
+/* Nodes A, B, C on 127.0.0.21-23; A holds a random blob of size bytes
+ * (digest) and seeds it. */
+static void three_nodes_one_seed(uv_loop_t *loop, node_t nodes[3], size_t size, unsigned seed,
+                                 char digest[72])
+{
+    uv_loop_init(loop);
+    node_open(loop, &nodes[0], "127.0.0.21");
+    node_open(loop, &nodes[1], "127.0.0.22");
+    node_open(loop, &nodes[2], "127.0.0.23");
+    ingest_random(nodes[0].cas, size, seed, digest);
+    tor_wait_t wa = {&nodes[0], digest, 0};
+    assert_true(run_until(loop, seeding, &wa, 20));
+}
+
 /* B fetches from A; its torrent is not taken out of the engine for the
  * commit but goes on as the seed, reading the blob from blobs/ (the staged
  * file is gone). Then A is throttled to a trickle and C fetches from A and
@@ -124,16 +138,10 @@ static void test_fetched_torrent_goes_on_seeding(void **state)
 {
     (void)state;
     uv_loop_t loop;
-    uv_loop_init(&loop);
     node_t nodes[3];
-    node_open(&loop, &nodes[0], "127.0.0.21");
-    node_open(&loop, &nodes[1], "127.0.0.22");
-    node_open(&loop, &nodes[2], "127.0.0.23");
     size_t size = (12u << 20) + 777;
     char digest[72];
-    ingest_random(nodes[0].cas, size, 5, digest);
-    tor_wait_t wa = {&nodes[0], digest, 0};
-    assert_true(run_until(&loop, seeding, &wa, 20));
+    three_nodes_one_seed(&loop, nodes, size, 5, digest);
     json_t *ta = torrent_of(nodes[0].sw, digest);
     assert_false(json_is_true(json_object_get(ta, "from_fetch"))); /* ingested, not fetched */
     json_decref(ta);
@@ -258,16 +266,10 @@ static void test_fetch_hashes_behind(void **state)
 {
     (void)state;
     uv_loop_t loop;
-    uv_loop_init(&loop);
     node_t nodes[3];
-    node_open(&loop, &nodes[0], "127.0.0.21");
-    node_open(&loop, &nodes[1], "127.0.0.22");
-    node_open(&loop, &nodes[2], "127.0.0.23");
     size_t size = (24u << 20) + 4321;
     char digest[72];
-    ingest_random(nodes[0].cas, size, 21, digest);
-    tor_wait_t wa = {&nodes[0], digest, 0};
-    assert_true(run_until(&loop, seeding, &wa, 20));
+    three_nodes_one_seed(&loop, nodes, size, 21, digest);
     void *tor;
     size_t len;
     assert_int_equal(swarm_torrent_get(nodes[0].sw, digest, &tor, &len), 0);
