@@ -1,7 +1,7 @@
 /* Fixtures shared by the swarm tests: nodes (a store and a swarm in a
  * temporary directory, bound to one loopback address) on one loop, their
- * orderly close, and a loop runner with a deadline. Header-only: each test
- * file owns its loop and its leak check. */
+ * orderly close, a loop runner with a deadline, and what a fetch reported.
+ * Header-only: each test file owns its loop and its leak check. */
 #ifndef OX_TEST_SWARM_FIXTURE_H
 #define OX_TEST_SWARM_FIXTURE_H
 
@@ -26,8 +26,9 @@ typedef struct node {
     int closed;
 } node_t;
 
-/* Called in every close callback (a test checks the thread there). */
-static void (*swx_on_close_hook)(void);
+/* Called in every swarm callback of the fixtures (a test checks the thread
+ * there); may stay NULL. */
+static void (*swx_hook)(void);
 
 /* Opens n at ip: fast timers (updates every 100 ms, resume data every
  * 300 ms); tune (may be NULL) adjusts the config before the swarm starts. */
@@ -66,8 +67,8 @@ static int swx_rm_entry(const char *p, const struct stat *sb, int flag, struct F
 static void swx_on_closed(swarm_t *s, void *ud)
 {
     (void)s;
-    if (swx_on_close_hook)
-        swx_on_close_hook();
+    if (swx_hook)
+        swx_hook();
     ((node_t *)ud)->closed = 1;
 }
 
@@ -109,6 +110,47 @@ __attribute__((unused)) static uint8_t *random_bytes(size_t n, unsigned seed)
         p[i] = (uint8_t)(x >> 24);
     }
     return p;
+}
+
+/* What a fetch reported: progress (first, last, going backwards) and its end. */
+typedef struct fetch_ctx {
+    int done;
+    int status;
+    char msg[256];
+    uint64_t first_done, last_done, total;
+    int progress_calls;
+    int progress_backwards;
+} fetch_ctx_t;
+
+__attribute__((unused)) static void on_progress(swarm_fetch_t *f, uint64_t done, uint64_t total, void *ud)
+{
+    (void)f;
+    if (swx_hook)
+        swx_hook();
+    fetch_ctx_t *c = ud;
+    if (!c->progress_calls)
+        c->first_done = done;
+    if (done < c->last_done)
+        c->progress_backwards++;
+    c->progress_calls++;
+    c->last_done = done;
+    c->total = total;
+}
+
+__attribute__((unused)) static void on_done(swarm_fetch_t *f, int status, const char *msg, void *ud)
+{
+    (void)f;
+    if (swx_hook)
+        swx_hook();
+    fetch_ctx_t *c = ud;
+    c->done++;
+    c->status = status;
+    snprintf(c->msg, sizeof c->msg, "%s", msg ? msg : "");
+}
+
+__attribute__((unused)) static int fetch_done(void *ud)
+{
+    return ((fetch_ctx_t *)ud)->done > 0;
 }
 
 #endif

@@ -60,7 +60,7 @@ static void node_open(uv_loop_t *loop, node_t *n, const char *ip, uint64_t max_u
                       int verify_seeds)
 {
     node_opts_t o = {max_up, verify_seeds};
-    swx_on_close_hook = check_on_loop;
+    swx_hook = check_on_loop;
     swx_node_open(loop, n, ip, tune_node, &o);
 }
 
@@ -141,45 +141,6 @@ static void endpoint_of(node_t *n, const char *ip, char *out, size_t cap)
     snprintf(out, cap, "%s:%d", ip, swarm_listen_port(n->sw));
 }
 
-/* ---- fetch bookkeeping ----------------------------------------------------- */
-
-typedef struct fetch_ctx {
-    int done;
-    int status;
-    char msg[256];
-    uint64_t first_done, last_done, total;
-    int progress_calls;
-    int progress_backwards;
-} fetch_ctx_t;
-
-static void on_progress(swarm_fetch_t *f, uint64_t done, uint64_t total, void *ud)
-{
-    (void)f;
-    check_on_loop();
-    fetch_ctx_t *c = ud;
-    if (!c->progress_calls)
-        c->first_done = done;
-    if (done < c->last_done)
-        c->progress_backwards++;
-    c->progress_calls++;
-    c->last_done = done;
-    c->total = total;
-}
-
-static void on_done(swarm_fetch_t *f, int status, const char *msg, void *ud)
-{
-    (void)f;
-    check_on_loop();
-    fetch_ctx_t *c = ud;
-    c->done++;
-    c->status = status;
-    snprintf(c->msg, sizeof c->msg, "%s", msg ? msg : "");
-}
-
-static int fetch_done(void *ud)
-{
-    return ((fetch_ctx_t *)ud)->done > 0;
-}
 
 /* ---- tests --------------------------------------------------------------- */
 

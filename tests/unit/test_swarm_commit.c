@@ -79,24 +79,6 @@ static int seeding(void *ud)
     return ok;
 }
 
-typedef struct fetch_ctx {
-    int done, status;
-    char msg[256];
-} fetch_ctx_t;
-
-static void on_done(swarm_fetch_t *f, int status, const char *msg, void *ud)
-{
-    (void)f;
-    fetch_ctx_t *c = ud;
-    c->done++;
-    c->status = status;
-    snprintf(c->msg, sizeof c->msg, "%s", msg ? msg : "");
-}
-
-static int fetch_done(void *ud)
-{
-    return ((fetch_ctx_t *)ud)->done > 0;
-}
 
 static void endpoint_of(node_t *n, char *out, size_t cap)
 {
