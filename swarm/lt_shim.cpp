@@ -135,6 +135,10 @@ lt::settings_pack make_settings(const swarm_engine_cfg_t *cfg)
     p.set_int(sp::settings_pack::aio_threads, 1);
     p.set_int(sp::settings_pack::hashing_threads, 1);
     p.set_int(sp::settings_pack::tick_interval, 100);
+    // every peer unchoked: with the default 8 slots, one of them optimistic,
+    // the origin of an 8-receiver fan-out choked one receiver for seconds at
+    // a time (its own share starved: 1 of 64 pieces after 9 s)
+    p.set_int(sp::settings_pack::unchoke_slots_limit, -1);
     // fan-out on shaped links (spec/engines.md): receivers must not fetch the
     // same pieces from the origin: no runs of whole pieces, no random start
     p.set_int(sp::settings_pack::whole_pieces_threshold, 0);
@@ -296,8 +300,12 @@ int eng_add(void *p, const swarm_add_t *a, char *err, size_t errlen)
             for (int i = 0; i < np; i++)
                 atp.piece_priorities[(size_t)i] =
                     lt::download_priority_t((std::uint8_t)(1 + 5 * (np - 1 - i) / np));
-            for (int i = a->stripe_index; i < ti->num_pieces(); i += a->stripe_count)
-                atp.piece_priorities[(size_t)i] = lt::download_priority_t(7);
+            // own share front half first (7, then 6): helpers rescue a
+            // lagging share from its back (swarm/rescue.c)
+            int own = (np - a->stripe_index + a->stripe_count - 1) / a->stripe_count;
+            for (int j = 0; j < own; j++)
+                atp.piece_priorities[(size_t)(a->stripe_index + j * a->stripe_count)] =
+                    lt::download_priority_t(j < (own + 1) / 2 ? 7 : 6);
         }
         e->ses->async_add_torrent(std::move(atp));
         return 0;

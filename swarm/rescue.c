@@ -7,16 +7,15 @@
  * from the holder, then relayed by its owner alone (the tail took 4-6 s).
  *
  * So once its own share is in, a fetcher looks at what its peers have
- * (engine piece availability, in the work pool, about once a second). A
- * piece that no connected peer but the seeds has is an orphan: it has not
- * left the holders yet. When a share still has many orphans (a quarter of
- * it) and they did not move since the last look, the fetchers that are
- * done help: each takes the orphans of that
- * share assigned to it (the share's pieces dealt round-robin over the other
- * fetchers, so helpers never take the same piece), at top priority, and
- * keeps drawing from the holders until they are in; then it blocks the
- * holders again. A piece the owner also asked for may leave the holder
- * twice; that costs less than the wait. */
+ * (engine piece availability, in the work pool, every 0.4 s). A piece that
+ * no connected peer but the seeds has is an orphan: it has not left the
+ * holders yet. A share with an eighth of it still orphaned lags, and the
+ * fetchers that are done help at once: the back half of its orphans is dealt
+ * round-robin over the other fetchers (helpers never take the same piece),
+ * each takes its own at top priority and draws from the holders again until
+ * they are in; then it blocks the holders again. The owner takes its share
+ * front first, so it meets the helpers late if at all; a piece both asked
+ * for leaves the holder twice, which costs less than the wait. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,12 +25,13 @@
 #include "swarm/swarm_int.h"
 
 #define RESCUE_EVERY_MS 400
-#define RESCUE_MIN_ORPHANS 4 /* and a quarter of the share */
-/* A share whose orphans fell by a 25th of it or more since the last look
- * (0.4 s earlier, so 10% a second) is moving: its owner is getting it, and
- * a rescue would only have the holders send those pieces twice. A starved
- * share is found within 0.4 s of a fetcher's own share coming in. */
-#define RESCUE_MOVING 25
+#define RESCUE_MIN_ORPHANS 4
+/* A share with an eighth of it still orphaned when a fetcher's own share is
+ * in lags. Why not wait for it to stall: the owner's link is full of its
+ * co-fetchers' traffic, so the holder's flow to it gets about an eighth of
+ * that link however idle the holder is; only more flows from the holder
+ * (the helpers') put the holder's upload to use. */
+#define RESCUE_LAGS 8
 
 struct swarm_rescue_req {
     uv_work_t w;
@@ -58,8 +58,8 @@ static int has_piece(const swarm_fetch_t *f, size_t p)
     return f->have && (f->have[p / 8] >> (p % 8) & 1);
 }
 
-void swarm__rescue_plan(swarm_fetch_t *f, const int *avail, size_t n, int seeds,
-                        const size_t *prev, size_t *orphans, int *out, size_t *n_out)
+void swarm__rescue_plan(swarm_fetch_t *f, const int *avail, size_t n, int seeds, size_t *orphans,
+                        int *out, size_t *n_out)
 {
     *n_out = 0;
     int k = f->stripe_count;
@@ -69,18 +69,24 @@ void swarm__rescue_plan(swarm_fetch_t *f, const int *avail, size_t n, int seeds,
     for (size_t p = 0; p < n; p++)
         if (avail[p] <= seeds && !has_piece(f, p))
             orphans[p % (size_t)k]++;
-    if (!prev)
-        return; /* a first look: starved means not moving between two */
     size_t per_share = (n + (size_t)k - 1) / (size_t)k;
-    size_t need = per_share / 4 > RESCUE_MIN_ORPHANS ? per_share / 4 : RESCUE_MIN_ORPHANS;
-    size_t moving = per_share / RESCUE_MOVING > 0 ? per_share / RESCUE_MOVING : 1;
-    for (size_t p = 0; p < n; p++) {
-        int owner = (int)(p % (size_t)k);
-        if (owner == f->stripe_index || orphans[owner] < need ||
-            prev[owner] >= orphans[owner] + moving || avail[p] > seeds || has_piece(f, p) ||
-            swarm__rescue_helper((int)p, k) != f->stripe_index)
+    size_t need = per_share / RESCUE_LAGS > RESCUE_MIN_ORPHANS ? per_share / RESCUE_LAGS
+                                                                : RESCUE_MIN_ORPHANS;
+    for (int owner = 0; owner < k; owner++) {
+        if (owner == f->stripe_index || orphans[owner] < need)
             continue;
-        out[(*n_out)++] = (int)p;
+        /* the back half of the share's orphans, walked from its end: the
+         * owner takes its share front first (prio 7 then 6) */
+        size_t take = (orphans[owner] + 1) / 2, seen = 0;
+        size_t cnt = (n - (size_t)owner + (size_t)k - 1) / (size_t)k;
+        for (size_t j = cnt; j-- > 0 && seen < take;) {
+            size_t p = (size_t)owner + j * (size_t)k;
+            if (avail[p] > seeds || has_piece(f, p))
+                continue;
+            seen++;
+            if (swarm__rescue_helper((int)p, k) == f->stripe_index)
+                out[(*n_out)++] = (int)p;
+        }
     }
 }
 
@@ -111,11 +117,7 @@ static void on_avail_done(uv_work_t *w, int status)
     size_t n_want = 0;
     if (f && !status && r->got == (int)r->n && f->state == FETCH_RUNNING && f->tor &&
         f->orphans && (want = malloc(r->n * sizeof *want)) != NULL) {
-        size_t *now = f->orphans + f->stripe_count;
-        swarm__rescue_plan(f, r->avail, r->n, r->seeds, f->looked ? f->orphans : NULL, now,
-                           want, &n_want);
-        memcpy(f->orphans, now, (size_t)f->stripe_count * sizeof *now);
-        f->looked = 1;
+        swarm__rescue_plan(f, r->avail, r->n, r->seeds, f->orphans, want, &n_want);
     }
     if (f && f->state == FETCH_RUNNING && f->tor && f->rescued) {
         size_t fresh = 0;
@@ -151,7 +153,7 @@ void swarm__rescue_tick(swarm_fetch_t *f, int64_t now)
         return;
     if (!f->rescued && !(f->rescued = calloc(((size_t)f->n_pieces + 7) / 8, 1)))
         return;
-    if (!f->orphans && !(f->orphans = calloc(2 * (size_t)f->stripe_count, sizeof *f->orphans)))
+    if (!f->orphans && !(f->orphans = calloc((size_t)f->stripe_count, sizeof *f->orphans)))
         return;
     swarm_rescue_req_t *r = calloc(1, sizeof *r);
     if (!r)
@@ -184,7 +186,6 @@ void swarm__rescue_end(swarm_fetch_t *f)
         f->rescue_req = NULL;
     }
     f->rescuing = 0;
-    f->looked = 0;
     free(f->rescued);
     f->rescued = NULL;
     free(f->orphans);

@@ -107,8 +107,7 @@ struct swarm_fetch {
     /* rescue.c: helping a share that never left the holders */
     struct swarm_rescue_req *rescue_req; /* availability query in flight */
     uint8_t *rescued;         /* bit per piece asked for in a rescue */
-    size_t *orphans;          /* per share at the last look, then scratch */
-    int looked;               /* orphans holds a last look */
+    size_t *orphans;          /* per share, scratch of the last look */
     int rescuing;             /* holders drawn from again for it */
     int64_t rescue_ns;        /* last query */
     swarm_progress_cb progress;
@@ -221,12 +220,12 @@ void swarm__fetch_set_blocking(swarm_fetch_t *f, int on);
  * striped. Pure. */
 int swarm__rescue_helper(int piece, int count);
 /* rescue.c: the pieces f should rescue now, given each piece's availability
- * (n entries, seeds counted in each), f's pieces, and the orphans per share
- * at the last look (prev, stripe_count entries; NULL at the first look:
- * nothing is rescued then). orphans receives this look's counts; out has
- * room for n. Pure apart from reading f. */
-void swarm__rescue_plan(swarm_fetch_t *f, const int *avail, size_t n, int seeds,
-                        const size_t *prev, size_t *orphans, int *out, size_t *n_out);
+ * (n entries, seeds counted in each) and f's pieces: of each lagging share,
+ * the back half of its orphans (pieces no peer but the seeds has), those
+ * dealt to f. orphans (stripe_count entries) receives the orphans per
+ * share; out has room for n. Pure apart from reading f. */
+void swarm__rescue_plan(swarm_fetch_t *f, const int *avail, size_t n, int seeds, size_t *orphans,
+                        int *out, size_t *n_out);
 /* rescue.c: queues an availability query once f's share is in (timer);
  * end drops the query and the state (fetch over). */
 typedef struct swarm_rescue_req swarm_rescue_req_t;

@@ -352,7 +352,7 @@ static void test_rescue_plan(void **state)
     f.have = have;
     f.n_pieces = N;
     int avail[N], out[N];
-    size_t n_out;
+    size_t n_out, orphans[K];
     int seeds = 1; /* the holder */
     for (int p = 0; p < N; p++) {
         avail[p] = seeds + (p % K == 2 ? 0 : 3); /* share 2: the seed alone */
@@ -361,38 +361,37 @@ static void test_rescue_plan(void **state)
     }
     avail[3] = seeds; /* one orphan of share 3: too few to rescue */
     have[18 / 8] |= 1u << (18 % 8); /* a piece of share 2 we already have */
-    size_t prev[K], now[K];
-    swarm__rescue_plan(&f, avail, N, seeds, NULL, prev, out, &n_out);
-    assert_int_equal(n_out, 0); /* a first look only counts */
-    assert_int_equal(prev[2], 15);
-    assert_int_equal(prev[3], 1);
-    assert_int_equal(prev[1], 0);
-    /* share 2 moving fast (its owner got 4 of 16 pieces since): left alone */
-    size_t fast[K] = {0, 0, 19, 1};
-    swarm__rescue_plan(&f, avail, N, seeds, fast, now, out, &n_out);
-    assert_int_equal(n_out, 0);
-    /* not moving: rescued */
-    swarm__rescue_plan(&f, avail, N, seeds, prev, now, out, &n_out);
-    assert_true(n_out > 0);
-    for (size_t i = 0; i < n_out; i++) {
-        assert_int_equal(out[i] % K, 2);
-        assert_int_equal(swarm__rescue_helper(out[i], K), 1);
-        assert_int_not_equal(out[i], 18);
+    swarm__rescue_plan(&f, avail, N, seeds, orphans, out, &n_out);
+    assert_int_equal(orphans[2], 15);
+    assert_int_equal(orphans[3], 1);
+    assert_int_equal(orphans[1], 0);
+    /* share 2 lags: the back half of its orphans (8: pieces 34..62) is dealt
+     * over the three helpers; each takes its own, none twice */
+    int taken[N] = {0};
+    for (int self = 0; self < K; self++) {
+        if (self == 2)
+            continue;
+        f.stripe_index = self;
+        swarm__rescue_plan(&f, avail, N, seeds, orphans, out, &n_out);
+        for (size_t i = 0; i < n_out; i++) {
+            assert_int_equal(out[i] % K, 2);
+            assert_int_equal(swarm__rescue_helper(out[i], K), self);
+            taken[out[i]]++;
+        }
     }
-    size_t want = 0;
     for (int p = 0; p < N; p++)
-        want += p % K == 2 && p != 18 && swarm__rescue_helper(p, K) == 1;
-    assert_int_equal(n_out, want);
+        assert_int_equal(taken[p], p % K == 2 && p >= 34 ? 1 : 0);
     /* share 2 now mostly relayed: 3 orphans left, under the threshold */
+    f.stripe_index = 1;
     for (int p = 0; p < N; p++)
         if (p % K == 2 && p > 12)
             avail[p] = seeds + 2;
-    swarm__rescue_plan(&f, avail, N, seeds, prev, now, out, &n_out);
+    swarm__rescue_plan(&f, avail, N, seeds, orphans, out, &n_out);
     assert_int_equal(n_out, 0);
-    assert_int_equal(now[2], 3);
+    assert_int_equal(orphans[2], 3);
     /* not striped: nothing */
     f.stripe_count = 1;
-    swarm__rescue_plan(&f, avail, N, seeds, prev, now, out, &n_out);
+    swarm__rescue_plan(&f, avail, N, seeds, orphans, out, &n_out);
     assert_int_equal(n_out, 0);
 }
 
