@@ -9,9 +9,9 @@
  * So once its own share is in, a fetcher looks at what its peers have
  * (engine piece availability, in the work pool, every 0.4 s). A piece that
  * no connected peer but the seeds has is an orphan: it has not left the
- * holders yet. A share with an eighth of it still orphaned lags, and the
- * fetchers that are done help at once: the back half of its orphans is dealt
- * round-robin over the other fetchers (helpers never take the same piece),
+ * holders yet. The fetchers that are done help at once: a share's orphans
+ * but its first few are dealt round-robin over the other fetchers (helpers
+ * never take the same piece),
  * each takes its own at top priority and draws from the holders again until
  * they are in; then it blocks the holders again. The owner takes its share
  * front first, so it meets the helpers late if at all; a piece both asked
@@ -25,13 +25,14 @@
 #include "swarm/swarm_int.h"
 
 #define RESCUE_EVERY_MS 400
-#define RESCUE_MIN_ORPHANS 4
-/* A share with an eighth of it still orphaned when a fetcher's own share is
- * in lags. Why not wait for it to stall: the owner's link is full of its
- * co-fetchers' traffic, so the holder's flow to it gets about an eighth of
- * that link however idle the holder is; only more flows from the holder
+/* The front of a lagging share left to its owner: about what it has asked
+ * the holder for already (64 blocks in flight per peer: 4 pieces of 256
+ * KiB). A helper takes the rest of the share's orphans, from the back. Why
+ * not wait for the share to stall, or take less: the owner's link is full of
+ * its co-fetchers' traffic, so the holder's flow to it gets about an eighth
+ * of that link however idle the holder is; only more flows from the holder
  * (the helpers') put the holder's upload to use. */
-#define RESCUE_LAGS 8
+#define RESCUE_RESERVE 4
 
 struct swarm_rescue_req {
     uv_work_t w;
@@ -69,15 +70,12 @@ void swarm__rescue_plan(swarm_fetch_t *f, const int *avail, size_t n, int seeds,
     for (size_t p = 0; p < n; p++)
         if (avail[p] <= seeds && !has_piece(f, p))
             orphans[p % (size_t)k]++;
-    size_t per_share = (n + (size_t)k - 1) / (size_t)k;
-    size_t need = per_share / RESCUE_LAGS > RESCUE_MIN_ORPHANS ? per_share / RESCUE_LAGS
-                                                                : RESCUE_MIN_ORPHANS;
     for (int owner = 0; owner < k; owner++) {
-        if (owner == f->stripe_index || orphans[owner] < need)
+        if (owner == f->stripe_index || orphans[owner] <= RESCUE_RESERVE)
             continue;
-        /* the back half of the share's orphans, walked from its end: the
+        /* the share's orphans but its first few, walked from its end: the
          * owner takes its share front first (prio 7 then 6) */
-        size_t take = (orphans[owner] + 1) / 2, seen = 0;
+        size_t take = orphans[owner] - RESCUE_RESERVE, seen = 0;
         size_t cnt = (n - (size_t)owner + (size_t)k - 1) / (size_t)k;
         for (size_t j = cnt; j-- > 0 && seen < take;) {
             size_t p = (size_t)owner + j * (size_t)k;

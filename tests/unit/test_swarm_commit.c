@@ -365,8 +365,8 @@ static void test_rescue_plan(void **state)
     assert_int_equal(orphans[2], 15);
     assert_int_equal(orphans[3], 1);
     assert_int_equal(orphans[1], 0);
-    /* share 2 lags: the back half of its orphans (8: pieces 34..62) is dealt
-     * over the three helpers; each takes its own, none twice */
+    /* share 2 lags: its orphans but the first four (11: pieces 22..62) are
+     * dealt over the three helpers; each takes its own, none twice */
     int taken[N] = {0};
     for (int self = 0; self < K; self++) {
         if (self == 2)
@@ -380,8 +380,8 @@ static void test_rescue_plan(void **state)
         }
     }
     for (int p = 0; p < N; p++)
-        assert_int_equal(taken[p], p % K == 2 && p >= 34 ? 1 : 0);
-    /* share 2 now mostly relayed: 3 orphans left, under the threshold */
+        assert_int_equal(taken[p], p % K == 2 && p >= 22 ? 1 : 0);
+    /* share 2 now mostly relayed: 3 orphans left, its owner's to take */
     f.stripe_index = 1;
     for (int p = 0; p < N; p++)
         if (p % K == 2 && p > 12)
