@@ -100,27 +100,22 @@ void swarm__tor_remove(swarm_t *s, swarm_tor_t *t)
     t->state = TOR_REMOVING;
 }
 
-static int tor_add_seed(swarm_t *s, swarm_tor_t *t, const void *rec, size_t len)
+/* tree: the whole merkle tree for the engine (n_tree nodes), or NULL to
+ * have the engine check the file first. */
+static int tor_add_seed(swarm_t *s, swarm_tor_t *t, const void *rec, size_t len,
+                        const uint8_t *tree, size_t n_tree)
 {
     swarm_add_t a = {.save_path = cas_blobs_dir(s->cas), .flags = SWARM_ADD_SEED};
     char err[256] = "";
-    void *leaves = NULL;
-    size_t n_leaves = 0;
-    uint8_t *tree = NULL;
     int rc = swarm__rec_parse(rec, len, t->ih, &a.torrent, &a.len);
-    if (!rc && s->cfg.verify_seeds) {
+    if (!rc && (s->cfg.verify_seeds || !tree))
         a.flags |= SWARM_ADD_VERIFY;
-    } else if (!rc) {
-        /* hand the engine the whole tree; without one, check the file */
-        if (cas_meta_get(s->cas, SWARM_META_TREE, t->digest, &leaves, &n_leaves) != 0 ||
-            n_leaves % 32 || merkle_tree_build(leaves, n_leaves / 32, &tree, &a.n_tree) != 0)
-            a.flags |= SWARM_ADD_VERIFY;
+    else if (!rc) {
         a.tree = tree;
+        a.n_tree = n_tree;
     }
     if (!rc)
         rc = s->ops->add(s->eng, &a, err, sizeof err);
-    free(leaves);
-    free(tree);
     if (rc) {
         OX_WARN("swarm: cannot seed %s: %s %s", t->digest, ox_strerror(rc), err);
         swarm__tor_free(s, t);
@@ -130,22 +125,44 @@ static int tor_add_seed(swarm_t *s, swarm_tor_t *t, const void *rec, size_t len)
     return 0;
 }
 
-/* ---- lazy records (blobs without one, e.g. an adopted Ollama dir) -------- */
+/* ---- a seed's record and tree, read (or computed) in the work pool -------
+ *
+ * Why not on the loop: the tree of a 1 GiB blob is 2 MiB of leaves to read
+ * from the index and 64 Ki hashes to build, 65-70 ms measured; run on the
+ * loop right after an upload's commit, it held back that upload's reply. A
+ * blob without a record (an adopted Ollama dir) is hashed here too. */
 
 typedef struct record_req {
     uv_work_t w;
     swarm_t *s;
     char digest[72];
+    int verify;
     ox_buf_t rec;
+    uint8_t *tree;
+    size_t n_tree;
     int rc;
 } record_req_t;
 
 static void on_record_work(uv_work_t *w)
 {
     record_req_t *r = w->data;
-    r->rc = swarm__torrent_of_file(r->s->cas, r->digest, &r->rec);
+    cas_t *c = r->s->cas;
+    void *rec = NULL, *leaves = NULL;
+    size_t len = 0, n_leaves = 0;
+    r->rc = cas_meta_get(c, SWARM_META_KIND, r->digest, &rec, &len);
+    if (r->rc == 0)
+        r->rc = ox_buf_append(&r->rec, rec, len);
+    else if (r->rc == OX_ENOTFOUND)
+        r->rc = swarm__torrent_of_file(c, r->digest, &r->rec);
+    free(rec);
+    if (r->rc || r->verify)
+        return;
+    /* no tree (or a bad one): the engine checks the file instead */
+    if (cas_meta_get(c, SWARM_META_TREE, r->digest, &leaves, &n_leaves) == 0 &&
+        n_leaves % 32 == 0 && merkle_tree_build(leaves, n_leaves / 32, &r->tree, &r->n_tree) != 0)
+        r->tree = NULL;
+    free(leaves);
 }
-
 
 static void on_record_done(uv_work_t *w, int status)
 {
@@ -159,10 +176,11 @@ static void on_record_done(uv_work_t *w, int status)
                 OX_WARN("swarm: no torrent for %s: %s", r->digest, ox_strerror(r->rc));
             swarm__tor_free(s, t);
         } else {
-            tor_add_seed(s, t, r->rec.data, r->rec.len);
+            tor_add_seed(s, t, r->rec.data, r->rec.len, r->tree, r->n_tree);
         }
     }
     ox_buf_free(&r->rec);
+    free(r->tree);
     free(r);
     swarm__maybe_finish_close(s);
 }
@@ -186,14 +204,6 @@ int swarm_seed_blob(swarm_t *s, const char *digest_in)
         return 0; /* v2 has no torrent for an empty file; nothing to share */
     if (!(t = swarm__tor_new(s, digest, TOR_SEED, TOR_PREPARING)))
         return OX_ENOMEM;
-    void *rec = NULL;
-    size_t len = 0;
-    rc = cas_meta_get(s->cas, SWARM_META_KIND, digest, &rec, &len);
-    if (rc == 0) {
-        rc = tor_add_seed(s, t, rec, len);
-        free(rec);
-        return rc;
-    }
     record_req_t *r = calloc(1, sizeof *r);
     if (!r) {
         swarm__tor_free(s, t);
@@ -201,6 +211,7 @@ int swarm_seed_blob(swarm_t *s, const char *digest_in)
     }
     r->s = s;
     r->w.data = r;
+    r->verify = s->cfg.verify_seeds != 0;
     snprintf(r->digest, sizeof r->digest, "%s", digest);
     if (uv_queue_work(s->loop, &r->w, on_record_work, on_record_done) != 0) {
         free(r);
