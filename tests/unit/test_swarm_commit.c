@@ -24,7 +24,10 @@
 #include "common/fs.h"
 #include "common/timeutil.h"
 #include "swarm/swarm.h"
+#include "common/buf.h"
+#include "common/sha256.h"
 #include "swarm/swarm_int.h"
+#include "swarm/torrent.h"
 #include "swarm_fixture.h"
 
 static void node_open(uv_loop_t *loop, node_t *n, const char *ip)
@@ -294,6 +297,47 @@ static void test_fetch_hashes_behind(void **state)
 /* Striping: when a fetcher's own share (from the holders) lags its progress
  * overall, it throttles its co-fetchers, with hysteresis, and never once the
  * share is complete or before half of the blob is in. */
+/* A seed whose tree record is bad is added for the engine to check the file
+ * (its record and tree are read in the work pool); it still seeds, and a
+ * peer gets the right blob from it. */
+static void test_seed_checks_without_tree(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    node_t n[2];
+    uv_loop_init(&loop);
+    node_open(&loop, &n[0], "127.0.0.21");
+    node_open(&loop, &n[1], "127.0.0.22");
+    size_t size = (3u << 20) + 5;
+    uint8_t *p = random_bytes(size, 31);
+    char digest[72], hex[65], tmp[512], err[256] = "";
+    ox_sha256_hex(p, size, hex);
+    snprintf(digest, sizeof digest, "sha256:%s", hex);
+    cas_set_tap(n[0].cas, NULL); /* no record at the commit */
+    snprintf(tmp, sizeof tmp, "%s/in", cas_tmp_dir(n[0].cas));
+    assert_int_equal(ox_fs_write_atomic(tmp, p, size), 0);
+    if (cas_blob_adopt(n[0].cas, tmp, digest, err, sizeof err))
+        fail_msg("adopt: %s", err);
+    ox_buf_t rec = OX_BUF_INIT;
+    assert_int_equal(swarm__torrent_of_file(n[0].cas, digest, &rec), 0);
+    assert_int_equal(cas_meta_put(n[0].cas, SWARM_META_TREE, digest, "short", 5), 0);
+    assert_int_equal(swarm_seed_blob(n[0].sw, digest), 0);
+    tor_wait_t wa = {&n[0], digest, 0};
+    assert_true(run_until(&loop, seeding, &wa, 20));
+    uint8_t ih[32];
+    const void *tb;
+    size_t tlen;
+    assert_int_equal(swarm__rec_parse(rec.data, rec.len, ih, &tb, &tlen), 0);
+    char ep[64];
+    endpoint_of(&n[0], ep, sizeof ep);
+    const char *peers[] = {ep};
+    fetch_from(&loop, &n[1], digest, tb, tlen, peers, 1);
+    ox_buf_free(&rec);
+    free(p);
+    nodes_close(&loop, n, 2);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 static void test_stripe_lagging(void **state)
 {
     (void)state;
@@ -401,6 +445,7 @@ int main(void)
         cmocka_unit_test(test_fetched_torrent_goes_on_seeding),
         cmocka_unit_test(test_removed_blob_is_no_longer_seeded),
         cmocka_unit_test(test_fetch_hashes_behind),
+        cmocka_unit_test(test_seed_checks_without_tree),
         cmocka_unit_test(test_stripe_lagging),
         cmocka_unit_test(test_rescue_helper),
         cmocka_unit_test(test_rescue_plan),
