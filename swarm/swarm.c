@@ -137,6 +137,9 @@ typedef struct record_req {
     swarm_t *s;
     char digest[72];
     int verify;
+    int seed;         /* 0: only store the leaves */
+    uint8_t *leaves;  /* from the commit, not stored yet; or NULL */
+    size_t n_leaves;  /* leaves, 32 bytes each */
     ox_buf_t rec;
     uint8_t *tree;
     size_t n_tree;
@@ -147,8 +150,14 @@ static void on_record_work(uv_work_t *w)
 {
     record_req_t *r = w->data;
     cas_t *c = r->s->cas;
-    void *rec = NULL, *leaves = NULL;
-    size_t len = 0, n_leaves = 0;
+    void *rec = NULL, *stored = NULL;
+    size_t len = 0, n_stored = 0;
+    int have_leaves = r->leaves != NULL;
+    if (have_leaves &&
+        cas_meta_put(c, SWARM_META_TREE, r->digest, r->leaves, r->n_leaves * 32) != 0)
+        have_leaves = 0; /* the engine checks the file instead */
+    if (!r->seed)
+        return;
     r->rc = cas_meta_get(c, SWARM_META_KIND, r->digest, &rec, &len);
     if (r->rc == 0)
         r->rc = ox_buf_append(&r->rec, rec, len);
@@ -157,11 +166,21 @@ static void on_record_work(uv_work_t *w)
     free(rec);
     if (r->rc || r->verify)
         return;
-    /* no tree (or a bad one): the engine checks the file instead */
-    if (cas_meta_get(c, SWARM_META_TREE, r->digest, &leaves, &n_leaves) == 0 &&
-        n_leaves % 32 == 0 && merkle_tree_build(leaves, n_leaves / 32, &r->tree, &r->n_tree) != 0)
+    const uint8_t *leaves = r->leaves;
+    size_t n = r->n_leaves;
+    if (!have_leaves) {
+        /* no tree (or a bad one): the engine checks the file instead */
+        if (cas_meta_get(c, SWARM_META_TREE, r->digest, &stored, &n_stored) != 0 ||
+            n_stored % 32) {
+            free(stored);
+            return;
+        }
+        leaves = stored;
+        n = n_stored / 32;
+    }
+    if (merkle_tree_build(leaves, n, &r->tree, &r->n_tree) != 0)
         r->tree = NULL;
-    free(leaves);
+    free(stored);
 }
 
 static void on_record_done(uv_work_t *w, int status)
@@ -169,7 +188,7 @@ static void on_record_done(uv_work_t *w, int status)
     record_req_t *r = w->data;
     swarm_t *s = r->s;
     s->pending_work--;
-    swarm_tor_t *t = swarm__tor_by_digest(s, r->digest);
+    swarm_tor_t *t = r->seed ? swarm__tor_by_digest(s, r->digest) : NULL;
     if (t && t->state == TOR_PREPARING) {
         if (status || r->rc || s->closing) {
             if (!s->closing)
@@ -181,45 +200,72 @@ static void on_record_done(uv_work_t *w, int status)
     }
     ox_buf_free(&r->rec);
     free(r->tree);
+    free(r->leaves);
     free(r);
     swarm__maybe_finish_close(s);
+}
+
+/* Seeds digest (parsed) unless it is seeded already; leaves (n_leaves of 32
+ * bytes, taken in every case) are the tree from its commit, still to be
+ * stored. */
+static int seed_queue(swarm_t *s, const char *digest, uint8_t *leaves, size_t n_leaves)
+{
+    uint64_t size;
+    int rc = 0, seed = !s->closing;
+    swarm_tor_t *t = seed ? swarm__tor_by_digest(s, digest) : NULL;
+    if (s->closing)
+        rc = OX_ESTATE;
+    else if (t && t->state != TOR_REMOVING)
+        seed = 0;
+    else if ((rc = cas_blob_stat(s->cas, digest, &size)) != 0 || size == 0)
+        seed = 0; /* v2 has no torrent for an empty file; nothing to share */
+    if (!seed && !leaves)
+        return rc;
+    if (!seed && s->closing) {
+        /* no more work queued: stored here */
+        cas_meta_put(s->cas, SWARM_META_TREE, digest, leaves, n_leaves * 32);
+        free(leaves);
+        return rc;
+    }
+    t = NULL;
+    if (seed && !(t = swarm__tor_new(s, digest, TOR_SEED, TOR_PREPARING))) {
+        free(leaves);
+        return OX_ENOMEM;
+    }
+    record_req_t *r = calloc(1, sizeof *r);
+    if (!r) {
+        if (t)
+            swarm__tor_free(s, t);
+        free(leaves);
+        return OX_ENOMEM;
+    }
+    r->s = s;
+    r->w.data = r;
+    r->seed = seed;
+    r->verify = s->cfg.verify_seeds != 0;
+    r->leaves = leaves;
+    r->n_leaves = n_leaves;
+    snprintf(r->digest, sizeof r->digest, "%s", digest);
+    if (uv_queue_work(s->loop, &r->w, on_record_work, on_record_done) != 0) {
+        free(r->leaves);
+        free(r);
+        if (t)
+            swarm__tor_free(s, t);
+        return OX_EIO;
+    }
+    s->pending_work++;
+    return rc;
 }
 
 int swarm_seed_blob(swarm_t *s, const char *digest_in)
 {
     swarm__check_thread(s);
     char digest[72];
-    uint64_t size;
     if (s->closing)
         return OX_ESTATE;
     if (cas_digest_parse(digest_in, digest))
         return OX_EINVAL;
-    swarm_tor_t *t = swarm__tor_by_digest(s, digest);
-    if (t && t->state != TOR_REMOVING)
-        return 0;
-    int rc = cas_blob_stat(s->cas, digest, &size);
-    if (rc)
-        return rc;
-    if (size == 0)
-        return 0; /* v2 has no torrent for an empty file; nothing to share */
-    if (!(t = swarm__tor_new(s, digest, TOR_SEED, TOR_PREPARING)))
-        return OX_ENOMEM;
-    record_req_t *r = calloc(1, sizeof *r);
-    if (!r) {
-        swarm__tor_free(s, t);
-        return OX_ENOMEM;
-    }
-    r->s = s;
-    r->w.data = r;
-    r->verify = s->cfg.verify_seeds != 0;
-    snprintf(r->digest, sizeof r->digest, "%s", digest);
-    if (uv_queue_work(s->loop, &r->w, on_record_work, on_record_done) != 0) {
-        free(r);
-        swarm__tor_free(s, t);
-        return OX_EIO;
-    }
-    s->pending_work++;
-    return 0;
+    return seed_queue(s, digest, NULL, 0);
 }
 
 int swarm_seed_all(swarm_t *s)
@@ -398,12 +444,17 @@ static void on_wake(uv_async_t *a)
     swarm__check_thread(s);
     if (s->eng)
         s->ops->poll(s->eng, on_engine_event, s);
-    char (*inbox)[72] = NULL;
+    swarm_inbox_item_t *inbox = NULL;
     size_t n = 0;
     if (s->hub) {
         swarm__hub_drain(s->hub, &inbox, &n);
-        for (size_t i = 0; i < n && !s->closing; i++)
-            swarm_seed_blob(s, inbox[i]);
+        for (size_t i = 0; i < n; i++) {
+            char d[72];
+            if (cas_digest_parse(inbox[i].digest, d) == 0)
+                seed_queue(s, d, inbox[i].leaves, inbox[i].n_leaves);
+            else
+                free(inbox[i].leaves);
+        }
         free(inbox);
     }
     swarm__forget_drain(s);

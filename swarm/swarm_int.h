@@ -14,20 +14,26 @@
 
 /* The tap's link to a swarm. Outlives the swarm while a blob commit that
  * started before swarm_close still runs (refs). */
+typedef struct swarm_inbox_item {
+    char digest[72];
+    uint8_t *leaves; /* the tree's leaves, not stored yet (malloc'd), or NULL */
+    size_t n_leaves;
+} swarm_inbox_item_t;
+
 typedef struct swarm_hub {
     pthread_mutex_t mu;
     cas_tap_t tap;           /* what the store holds */
     cas_t *cas;
     uv_async_t *wake;        /* NULL once detached */
-    char (*inbox)[72];       /* committed digests waiting to be seeded */
+    swarm_inbox_item_t *inbox; /* committed blobs waiting to be seeded */
     size_t n_inbox, cap_inbox;
     int refs;                /* swarm + open tap states */
     uint64_t bytes_fed;      /* every byte the tap saw */
 } swarm_hub_t;
 
 int swarm__hub_new(cas_t *cas, uv_async_t *wake, swarm_hub_t **out);
-/* Takes the inbox (malloc'd array, caller frees). */
-void swarm__hub_drain(swarm_hub_t *h, char (**out)[72], size_t *n);
+/* Takes the inbox (malloc'd array, caller frees it and the leaves). */
+void swarm__hub_drain(swarm_hub_t *h, swarm_inbox_item_t **out, size_t *n);
 uint64_t swarm__hub_bytes_fed(swarm_hub_t *h);
 /* Stops waking the loop and drops the swarm's reference. */
 void swarm__hub_detach(swarm_hub_t *h);

@@ -1,7 +1,13 @@
 /* The store's tap: builds each committed blob's merkle tree and torrent record
  * from the leaf digests the store computes beside the blob's sha256, so a new
  * blob is ready to seed without a second read. Runs on the store's threads;
- * shares only the hub. */
+ * shares only the hub.
+ *
+ * The commit stores the torrent record; the leaves (2 MiB for 1 GiB) go with
+ * the blob to the loop's inbox and are stored in the work pool when the blob
+ * is seeded. Why: that index write took 22 ms on the commit's path, which
+ * an upload's reply waits for. A crash in between costs a check of the file
+ * when it is next seeded, never a wrong record. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,6 +31,8 @@ static void hub_unref(swarm_hub_t *h)
     if (!last)
         return;
     pthread_mutex_destroy(&h->mu);
+    for (size_t i = 0; i < h->n_inbox; i++)
+        free(h->inbox[i].leaves);
     free(h->inbox);
     free(h);
 }
@@ -56,8 +64,11 @@ static void on_tap_leaf(void *st, const uint8_t leaf[32], uint32_t n)
     pthread_mutex_unlock(&b->hub->mu);
 }
 
-static void inbox_push(swarm_hub_t *h, const char *digest)
+/* Hands digest (and its leaves, taken on success) to the loop; 0 when the
+ * swarm is gone or out of memory. */
+static int inbox_push(swarm_hub_t *h, const char *digest, uint8_t *leaves, size_t n_leaves)
 {
+    int pushed = 0;
     pthread_mutex_lock(&h->mu);
     if (h->wake && h->n_inbox == h->cap_inbox) {
         size_t cap = h->cap_inbox ? h->cap_inbox * 2 : 16;
@@ -68,10 +79,15 @@ static void inbox_push(swarm_hub_t *h, const char *digest)
         }
     }
     if (h->wake && h->n_inbox < h->cap_inbox) {
-        snprintf(h->inbox[h->n_inbox++], 72, "%s", digest);
+        swarm_inbox_item_t *it = &h->inbox[h->n_inbox++];
+        snprintf(it->digest, sizeof it->digest, "%s", digest);
+        it->leaves = leaves;
+        it->n_leaves = n_leaves;
         uv_async_send(h->wake);
+        pushed = 1;
     }
     pthread_mutex_unlock(&h->mu);
+    return pushed;
 }
 
 static void on_tap_close(void *st, int ok, const char *digest, uint64_t size)
@@ -81,10 +97,16 @@ static void on_tap_close(void *st, int ok, const char *digest, uint64_t size)
         return;
     swarm_hub_t *h = b->hub;
     if (ok && size > 0 && b->m.size == size) {
-        int rc = swarm__records_store(h->cas, digest, &b->m, NULL);
+        uint8_t *leaves = NULL;
+        size_t n = 0;
+        int rc = swarm__records_store_kind(h->cas, digest, &b->m, &leaves, &n);
+        if (!rc && !inbox_push(h, digest, leaves, n)) {
+            /* no loop to seed it: the tree is stored now */
+            rc = cas_meta_put(h->cas, SWARM_META_TREE, digest, leaves, n * 32);
+            free(leaves);
+        }
         if (rc)
             OX_WARN("swarm: no torrent record for %s: %s", digest, ox_strerror(rc));
-        inbox_push(h, digest);
     }
     merkle_free(&b->m);
     free(b);
@@ -111,7 +133,7 @@ int swarm__hub_new(cas_t *cas, uv_async_t *wake, swarm_hub_t **out)
     return 0;
 }
 
-void swarm__hub_drain(swarm_hub_t *h, char (**out)[72], size_t *n)
+void swarm__hub_drain(swarm_hub_t *h, swarm_inbox_item_t **out, size_t *n)
 {
     pthread_mutex_lock(&h->mu);
     *out = h->inbox;
@@ -133,6 +155,17 @@ void swarm__hub_detach(swarm_hub_t *h)
 {
     pthread_mutex_lock(&h->mu);
     h->wake = NULL;
+    swarm_inbox_item_t *in = h->inbox;
+    size_t n = h->n_inbox;
+    h->inbox = NULL;
+    h->n_inbox = h->cap_inbox = 0;
     pthread_mutex_unlock(&h->mu);
+    /* blobs committed since the loop last looked: their trees are stored
+     * now, as no seeding will */
+    for (size_t i = 0; i < n; i++) {
+        cas_meta_put(h->cas, SWARM_META_TREE, in[i].digest, in[i].leaves, in[i].n_leaves * 32);
+        free(in[i].leaves);
+    }
+    free(in);
     hub_unref(h);
 }

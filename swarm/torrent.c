@@ -90,6 +90,26 @@ int swarm__torrent_from_merkle(const char *digest, merkle_t *m, ox_buf_t *rec)
     return rc;
 }
 
+int swarm__records_store_kind(cas_t *c, const char *digest, merkle_t *m, uint8_t **leaves,
+                              size_t *n_leaves)
+{
+    ox_buf_t rec = OX_BUF_INIT;
+    *leaves = NULL;
+    *n_leaves = 0;
+    int rc = swarm__torrent_from_merkle(digest, m, &rec);
+    if (!rc)
+        rc = merkle_take_leaves(m, leaves, n_leaves);
+    if (!rc)
+        rc = cas_meta_put(c, SWARM_META_KIND, digest, rec.data, rec.len);
+    if (rc) {
+        free(*leaves);
+        *leaves = NULL;
+        *n_leaves = 0;
+    }
+    ox_buf_free(&rec);
+    return rc;
+}
+
 int swarm__records_store(cas_t *c, const char *digest, merkle_t *m, ox_buf_t *rec_out)
 {
     ox_buf_t rec = OX_BUF_INIT;

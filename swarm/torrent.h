@@ -33,6 +33,12 @@ int swarm__torrent_from_merkle(const char *digest, merkle_t *m, ox_buf_t *rec);
  * of the blob: its leaves, then its torrent. rec (may be NULL) receives a
  * copy of the torrent record. Thread-safe; writes the index. */
 int swarm__records_store(cas_t *c, const char *digest, merkle_t *m, ox_buf_t *rec);
+/* Like swarm__records_store but stores only the torrent record; the leaves
+ * (*n_leaves of 32 bytes, malloc'd, the caller's) are left for the caller
+ * to store as SWARM_META_TREE. Until it does, the blob is seeded after a
+ * check. */
+int swarm__records_store_kind(cas_t *c, const char *digest, merkle_t *m, uint8_t **leaves,
+                              size_t *n_leaves);
 
 /* Splits a record. *torrent points into rec. OX_EFORMAT if malformed. */
 int swarm__rec_parse(const void *rec, size_t len, uint8_t ih[32], const void **torrent,

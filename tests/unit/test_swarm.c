@@ -223,12 +223,51 @@ static void test_tap_one_pass(void **state)
     assert_true(run_until(&loop, all_seeding_and_listening, &w, 20));
     assert_int_equal(status_int(n.sw, "tap_bytes"), (json_int_t)size); /* no second pass */
     assert_int_equal(status_int(n.sw, "thread_violations"), 0);
+    /* the leaves, stored when the blob was seeded: one sha256 per 16 KiB */
+    void *tree = NULL;
+    size_t tree_len = 0, n_leaves = (size + 16383) / 16384;
+    assert_int_equal(cas_meta_get(n.cas, "merkle", digest, &tree, &tree_len), 0);
+    assert_int_equal(tree_len, n_leaves * 32);
+    for (size_t i = 0; i < n_leaves; i++) {
+        uint8_t leaf[32];
+        size_t off = i * 16384, len = size - off < 16384 ? size - off : 16384;
+        ox_sha256_raw(data + off, len, leaf);
+        assert_memory_equal((uint8_t *)tree + 32 * i, leaf, 32);
+    }
+    free(tree);
     assert_int_equal(swarm_set_rates(n.sw, 1000, 2000), 0);
     assert_int_equal(status_int(n.sw, "max_upload"), 1000);
     assert_int_equal(status_int(n.sw, "max_download"), 2000);
     free(rec);
     free(tor);
     free(lt_tor);
+    free(data);
+    nodes_close(&loop, &n, 1);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+/* A swarm closed before its loop saw a commit still stores that blob's
+ * leaves (they wait in the inbox for the seeding otherwise). */
+static void test_tree_stored_at_close(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    node_t n;
+    node_open(&loop, &n, "127.0.0.2", 0, 0);
+    size_t size = (1u << 20) + 3;
+    uint8_t *data = random_bytes(size, 13);
+    char digest[72];
+    ingest(n.cas, data, size, digest); /* the loop does not run in between */
+    swarm_close(n.sw, swx_on_closed, &n);
+    assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    assert_true(n.closed);
+    n.sw = NULL;
+    void *tree = NULL;
+    size_t tree_len = 0;
+    assert_int_equal(cas_meta_get(n.cas, "merkle", digest, &tree, &tree_len), 0);
+    assert_int_equal(tree_len, (size + 16383) / 16384 * 32);
+    free(tree);
     free(data);
     nodes_close(&loop, &n, 1);
     assert_int_equal(uv_loop_close(&loop), 0);
@@ -948,6 +987,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rate_parse),
         cmocka_unit_test(test_tap_one_pass),
+        cmocka_unit_test(test_tree_stored_at_close),
         cmocka_unit_test(test_lazy_record),
         cmocka_unit_test(test_fetch_from_two_seeders),
         cmocka_unit_test(test_corrupt_seeder),
