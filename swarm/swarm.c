@@ -219,6 +219,10 @@ static int seed_queue(swarm_t *s, const char *digest, uint8_t *leaves, size_t n_
         seed = 0;
     else if ((rc = cas_blob_stat(s->cas, digest, &size)) != 0 || size == 0)
         seed = 0; /* v2 has no torrent for an empty file; nothing to share */
+    if (rc && !s->closing) {
+        free(leaves); /* the blob is gone already */
+        return rc;
+    }
     if (!seed && !leaves)
         return rc;
     if (!seed && s->closing) {
