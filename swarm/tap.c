@@ -99,7 +99,7 @@ static void on_tap_close(void *st, int ok, const char *digest, uint64_t size)
     if (ok && size > 0 && b->m.size == size) {
         uint8_t *leaves = NULL;
         size_t n = 0;
-        int rc = swarm__records_store_kind(h->cas, digest, &b->m, &leaves, &n);
+        int rc = swarm__records_store(h->cas, digest, &b->m, NULL, &leaves, &n);
         if (!rc && !inbox_push(h, digest, leaves, n)) {
             /* no loop to seed it: the tree is stored now */
             rc = cas_meta_put(h->cas, SWARM_META_TREE, digest, leaves, n * 32);

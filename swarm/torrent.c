@@ -90,27 +90,8 @@ int swarm__torrent_from_merkle(const char *digest, merkle_t *m, ox_buf_t *rec)
     return rc;
 }
 
-int swarm__records_store_kind(cas_t *c, const char *digest, merkle_t *m, uint8_t **leaves,
-                              size_t *n_leaves)
-{
-    ox_buf_t rec = OX_BUF_INIT;
-    *leaves = NULL;
-    *n_leaves = 0;
-    int rc = swarm__torrent_from_merkle(digest, m, &rec);
-    if (!rc)
-        rc = merkle_take_leaves(m, leaves, n_leaves);
-    if (!rc)
-        rc = cas_meta_put(c, SWARM_META_KIND, digest, rec.data, rec.len);
-    if (rc) {
-        free(*leaves);
-        *leaves = NULL;
-        *n_leaves = 0;
-    }
-    ox_buf_free(&rec);
-    return rc;
-}
-
-int swarm__records_store(cas_t *c, const char *digest, merkle_t *m, ox_buf_t *rec_out)
+int swarm__records_store(cas_t *c, const char *digest, merkle_t *m, ox_buf_t *rec_out,
+                         uint8_t **leaves_out, size_t *n_out)
 {
     ox_buf_t rec = OX_BUF_INIT;
     uint8_t *leaves = NULL;
@@ -119,12 +100,17 @@ int swarm__records_store(cas_t *c, const char *digest, merkle_t *m, ox_buf_t *re
     if (!rc)
         rc = merkle_take_leaves(m, &leaves, &n);
     /* the tree first: a torrent record without one is seeded after a check */
-    if (!rc)
+    if (!rc && !leaves_out)
         rc = cas_meta_put(c, SWARM_META_TREE, digest, leaves, n * 32);
     if (!rc)
         rc = cas_meta_put(c, SWARM_META_KIND, digest, rec.data, rec.len);
     if (!rc && rec_out)
         rc = ox_buf_append(rec_out, rec.data, rec.len);
+    if (!rc && leaves_out) {
+        *leaves_out = leaves;
+        *n_out = n;
+        leaves = NULL;
+    }
     free(leaves);
     ox_buf_free(&rec);
     return rc;
@@ -172,7 +158,7 @@ int swarm__torrent_of_file(cas_t *c, const char *digest, ox_buf_t *rec_out)
         if ((rc = merkle_feed(m, buf, (size_t)n)))
             goto out_m;
     }
-    rc = swarm__records_store(c, digest, m, rec_out);
+    rc = swarm__records_store(c, digest, m, rec_out, NULL, NULL);
 out_m:
     merkle_free(m);
 out:

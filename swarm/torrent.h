@@ -31,14 +31,12 @@ int swarm__torrent_from_merkle(const char *digest, merkle_t *m, ox_buf_t *rec);
 
 /* Finishes m (fed with the whole blob, leaves kept) and stores both records
  * of the blob: its leaves, then its torrent. rec (may be NULL) receives a
- * copy of the torrent record. Thread-safe; writes the index. */
-int swarm__records_store(cas_t *c, const char *digest, merkle_t *m, ox_buf_t *rec);
-/* Like swarm__records_store but stores only the torrent record; the leaves
- * (*n_leaves of 32 bytes, malloc'd, the caller's) are left for the caller
- * to store as SWARM_META_TREE. Until it does, the blob is seeded after a
- * check. */
-int swarm__records_store_kind(cas_t *c, const char *digest, merkle_t *m, uint8_t **leaves,
-                              size_t *n_leaves);
+ * copy of the torrent record. With leaves_out, the leaves are not stored but
+ * handed over (*n_out of 32 bytes, malloc'd, the caller's) for the caller to
+ * store as SWARM_META_TREE; until it does, the blob is seeded after a check.
+ * Thread-safe; writes the index. */
+int swarm__records_store(cas_t *c, const char *digest, merkle_t *m, ox_buf_t *rec,
+                         uint8_t **leaves_out, size_t *n_out);
 
 /* Splits a record. *torrent points into rec. OX_EFORMAT if malformed. */
 int swarm__rec_parse(const void *rec, size_t len, uint8_t ih[32], const void **torrent,
