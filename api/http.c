@@ -96,6 +96,8 @@ int http_server_listen(http_server_t *s, const char *host, int port)
 
 int http_server_port(const http_server_t *s) { return s->port; }
 
+uint64_t http_server_file_bytes(const http_server_t *s) { return s->file_bytes; }
+
 void http_server_close(http_server_t *s, void (*cb)(void *ud), void *ud)
 {
     if (s->closing)

@@ -51,6 +51,8 @@ int http_server_new(uv_loop_t *loop, const http_limits_t *limits, const http_cal
 int http_server_listen(http_server_t *s, const char *host, int port);
 /* Port actually bound by the first listener (after port 0). */
 int http_server_port(const http_server_t *s);
+/* Bytes of files sent so far (http_respond_file bodies, blobs mostly). */
+uint64_t http_server_file_bytes(const http_server_t *s);
 /* Stops accepting, closes every connection (in-flight handlers see their
  * requests cancelled) and frees the server once all handles are closed; cb
  * (may be NULL) runs then. */

@@ -35,6 +35,7 @@ struct http_server {
     http_conn_t *conns;     /* doubly linked list of live connections */
     size_t nconns;
     int open_handles;       /* listeners + connections + anchor still to close */
+    uint64_t file_bytes;    /* sent by http_respond_file, for status */
     int closing;
     void (*close_cb)(void *ud);
     void *close_ud;
@@ -48,6 +49,7 @@ typedef struct http_file_job {
     int fd;
     uint64_t offset;
     uint64_t length;
+    uint64_t sent;          /* by the worker */
     uint64_t stall_ms;
     atomic_int cancel;
     int queued;             /* in the work pool (else waiting for the head write) */

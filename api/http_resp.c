@@ -246,6 +246,7 @@ static void on_file_work(uv_work_t *w)
         ssize_t n = sendfile(j->sock, j->fd, &off, want);
         if (n > 0) {
             left -= (uint64_t)n;
+            j->sent += (uint64_t)n;
             stalled = 0;
             continue;
         }
@@ -278,6 +279,7 @@ static void on_file_done(uv_work_t *w, int status)
     http_file_job_t *j = w->data;
     http_conn_t *c = j->conn;
     int err = status < 0 ? status : j->err;
+    c->srv->file_bytes += j->sent;
     close(j->fd);
     free(j);
     c->job = NULL;

@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "api/api_int.h"
 #include "api/routes.h"
 #include "cas/cas.h"
@@ -75,6 +77,17 @@ void api_route_swarm_status(node_t *node, http_req_t *req)
         return;
     }
     char *text = swarm_status(node->swarm);
+    /* the blob bytes this node served over HTTP too: peers' rescues and
+     * registry pulls, so that what it sent in all is one sum */
+    json_t *o = text ? json_loads(text, 0, NULL) : NULL;
+    free(text);
+    text = NULL;
+    if (o && json_object_set_new(o, "http_bytes_up",
+                                 json_integer((json_int_t)(node->api && node->api->srv
+                                                               ? http_server_file_bytes(node->api->srv)
+                                                               : 0))) == 0)
+        text = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
     if (!text) {
         api_error(req, 500, ox_strerror(OX_ENOMEM));
         return;

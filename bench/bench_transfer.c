@@ -182,7 +182,9 @@ static double origin_bytes_up(bench_daemon_t *d)
     json_t *st = NULL;
     if (api_json_get(d, "/api/swarm/status", &st) != 0)
         return 0;
-    double v = json_number_value(json_object_get(st, "bytes_up"));
+    /* what the engine sent and blob bytes served over HTTP (rescues) */
+    double v = json_number_value(json_object_get(st, "bytes_up")) +
+               json_number_value(json_object_get(st, "http_bytes_up"));
     json_decref(st);
     return v;
 }
