@@ -29,6 +29,7 @@
 typedef struct probe {
     struct pull_swarm *ps;
     ox_buf_t body;
+    char api[360];                  /* the peer's API address */
 } probe_t;
 
 typedef struct pull_swarm {
@@ -39,6 +40,7 @@ typedef struct pull_swarm {
     void *torrent;                  /* first torrent received (owned) */
     size_t torrent_len;
     char holders[PROBE_MAX][128];   /* swarm endpoints of holders */
+    const char *holder_apis[PROBE_MAX]; /* their API addresses (in probes) */
     size_t n_holders;
     char lacking[PROBE_MAX][128];   /* swarm endpoints of peers without it */
     size_t n_lacking;
@@ -148,7 +150,8 @@ static void probes_done(pull_swarm_t *ps)
     for (size_t i = 0; i < ps->n_lacking; i++)
         if (!have_self || strcmp(ps->lacking[i], self) != 0)
             co[n_co++] = ps->lacking[i];
-    swarm_fetch_opts_t opts = {.cofetchers = co, .n_cofetchers = n_co};
+    swarm_fetch_opts_t opts = {.cofetchers = co, .n_cofetchers = n_co,
+                               .holder_apis = ps->holder_apis, .n_holder_apis = ps->n_holders};
     const char *e = getenv("OLLAMAX_SWARM_STRIPE"); /* "0": connect, do not stripe */
     int stripe = !(e && strcmp(e, "0") == 0);
     if (!stripe || !have_self ||
@@ -189,6 +192,7 @@ static void on_probe_done(curluv_req_t *r, int result, void *ud)
     const char *ep = result == 0 ? curluv_req_header(r, "X-Ollamax-Swarm") : NULL;
     if (result == 0 && curluv_req_status(r) == 200 && pr->body.len > 0 && ep && *ep &&
         ps->n_holders < PROBE_MAX) {
+        ps->holder_apis[ps->n_holders] = pr->api;
         snprintf(ps->holders[ps->n_holders++], sizeof ps->holders[0], "%s", ep);
         if (!ps->torrent) {
             ps->torrent_len = pr->body.len;
@@ -230,6 +234,7 @@ void pull_swarm_start(pull_t *pl)
         snprintf(url, sizeof url, "http://%.360s/api/swarm/torrents/%.72s", cand[i], ps->digest);
         probe_t *pr = &ps->probes[i];
         pr->ps = ps;
+        memcpy(pr->api, cand[i], sizeof pr->api); /* same size */
         curluv_opts_t o = {.url = url,
                            .connect_timeout_ms = 2000,
                            .timeout_ms = 10000,

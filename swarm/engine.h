@@ -145,6 +145,12 @@ typedef struct swarm_engine_ops {
     /* Sets the priority (0..7) of the given pieces of a torrent. */
     int (*set_piece_prio)(void *eng, const uint8_t ih[32], const int *pieces, size_t n,
                           int prio);
+    /* Hands the engine a piece got some other way (data copied). len must
+     * be the torrent's piece length, the engine reads that many bytes: the
+     * last piece is padded with zeros past the file's end. It is checked like a piece from a peer: PIECE or
+     * HASH_FAILED follows; a piece the torrent has already is dropped.
+     * Never blocks. NULL when the engine cannot. */
+    int (*add_piece)(void *eng, const uint8_t ih[32], int piece, const void *data, size_t len);
 } swarm_engine_ops_t;
 
 extern const swarm_engine_ops_t swarm_engine_libtorrent;

@@ -42,6 +42,15 @@ static int fetch_move(swarm_fetch_t *f, int to)
     return 0;
 }
 
+static void fetch_free(swarm_fetch_t *f)
+{
+    free(f->have);
+    free(f->peers);
+    free(f->cofetchers);
+    free(f->holder_apis);
+    free(f);
+}
+
 static void fetch_unlink(swarm_t *s, swarm_fetch_t *f)
 {
     for (swarm_fetch_t **pp = &s->fetches; *pp; pp = &(*pp)->next) {
@@ -91,10 +100,7 @@ void swarm__fetch_run_finished(swarm_t *s)
         *pp = NULL;
         if (f->done)
             f->done(f, f->status, f->msg, f->ud);
-        free(f->have);
-        free(f->peers);
-        free(f->cofetchers);
-        free(f);
+        fetch_free(f);
     }
 }
 
@@ -458,12 +464,13 @@ void swarm__fetch_on_error(swarm_fetch_t *f, const char *msg)
     }
 }
 
-static void fetch_free(swarm_fetch_t *f)
+/* "host:port" (or "[v6]:port") that can go into a URL as it is. */
+static int api_addr_ok(const char *a)
 {
-    free(f->have);
-    free(f->peers);
-    free(f->cofetchers);
-    free(f);
+    size_t n = a ? strlen(a) : 0;
+    if (n == 0 || n >= 360)
+        return 0;
+    return strspn(a, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:[]") == n;
 }
 
 int swarm_fetch_start(swarm_t *s, const char *digest_in, const void *torrent, size_t len,
@@ -497,6 +504,10 @@ int swarm_fetch_start(swarm_t *s, const char *digest_in, const void *torrent, si
     if (opts && opts->stripe_count > 1 &&
         (opts->stripe_index < 0 || opts->stripe_index >= opts->stripe_count))
         return OX_EINVAL;
+    size_t n_api = opts && opts->holder_apis ? opts->n_holder_apis : 0;
+    for (size_t i = 0; i < n_api; i++)
+        if (!api_addr_ok(opts->holder_apis[i]))
+            return OX_EINVAL;
     size_t n_co = opts && opts->cofetchers ? opts->n_cofetchers : 0;
     for (size_t i = 0; i < n_co; i++)
         if (!opts->cofetchers[i] ||
@@ -505,7 +516,8 @@ int swarm_fetch_start(swarm_t *s, const char *digest_in, const void *torrent, si
 
     swarm_fetch_t *f = calloc(1, sizeof *f);
     if (!f || (n_peers && !(f->peers = calloc(n_peers, sizeof *f->peers))) ||
-        (n_co && !(f->cofetchers = calloc(n_co, sizeof *f->cofetchers)))) {
+        (n_co && !(f->cofetchers = calloc(n_co, sizeof *f->cofetchers))) ||
+        (n_api && !(f->holder_apis = calloc(n_api, sizeof *f->holder_apis)))) {
         if (f)
             fetch_free(f);
         return OX_ENOMEM;
@@ -516,6 +528,9 @@ int swarm_fetch_start(swarm_t *s, const char *digest_in, const void *torrent, si
     for (size_t i = 0; i < n_co; i++)
         snprintf(f->cofetchers[i], sizeof f->cofetchers[i], "%s", opts->cofetchers[i]);
     f->n_cofetchers = n_co;
+    for (size_t i = 0; i < n_api; i++)
+        snprintf(f->holder_apis[i], sizeof f->holder_apis[i], "%s", opts->holder_apis[i]);
+    f->n_holder_apis = n_api;
     if (opts && opts->stripe_count > 1) {
         f->stripe_index = opts->stripe_index;
         f->stripe_count = opts->stripe_count;

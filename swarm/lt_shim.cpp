@@ -290,7 +290,7 @@ int eng_add(void *p, const swarm_add_t *a, char *err, size_t errlen)
                    a->stripe_index < a->stripe_count) {
             // own share first; the rest low but wanted, so a fetcher left
             // alone still completes
-            // the rest in five bands, earlier first: the engine weighs
+            // the rest in three bands (1-3), earlier first: the engine weighs
             // priority against rarity, so pieces still come rarest first
             // within a band, but the file fills from the front and its
             // sha256 can be taken while it downloads (swarm/behind.c: the
@@ -299,13 +299,15 @@ int eng_add(void *p, const swarm_add_t *a, char *err, size_t errlen)
             atp.piece_priorities.resize((size_t)np);
             for (int i = 0; i < np; i++)
                 atp.piece_priorities[(size_t)i] =
-                    lt::download_priority_t((std::uint8_t)(1 + 5 * (np - 1 - i) / np));
-            // own share front half first (7, then 6): helpers rescue a
-            // lagging share from its back (swarm/rescue.c)
+                    lt::download_priority_t((std::uint8_t)(1 + 3 * (np - 1 - i) / np));
+            // own share by quarters, 7 down to 4: within one priority the
+            // engine picks at random among equally rare pieces, so the
+            // owner works on one quarter at a time and helpers rescuing a
+            // lagging share from its back (swarm/rescue.c) meet it late
             int own = (np - a->stripe_index + a->stripe_count - 1) / a->stripe_count;
             for (int j = 0; j < own; j++)
                 atp.piece_priorities[(size_t)(a->stripe_index + j * a->stripe_count)] =
-                    lt::download_priority_t(j < (own + 1) / 2 ? 7 : 6);
+                    lt::download_priority_t((std::uint8_t)(7 - 4 * j / own));
         }
         e->ses->async_add_torrent(std::move(atp));
         return 0;
@@ -647,6 +649,28 @@ int eng_set_piece_prio(void *p, const uint8_t ih[32], const int *pieces, size_t 
     }
 }
 
+int eng_add_piece(void *p, const uint8_t ih[32], int piece, const void *data, size_t len)
+{
+    auto *e = static_cast<lt_eng *>(p);
+    try {
+        auto h = find(e, ih);
+        if (!h.is_valid())
+            return OX_ENOTFOUND;
+        if (piece < 0 || !len)
+            return OX_EINVAL; // the size is the caller's to check: asking
+                              // the torrent would block on its thread
+        const char *c = static_cast<const char *>(data);
+        // the vector overload returns at once; the pointer one waits for
+        // the network thread
+        h.add_piece(lt::piece_index_t(piece), std::vector<char>(c, c + len));
+        return 0;
+    } catch (const std::bad_alloc &) {
+        return OX_ENOMEM;
+    } catch (...) {
+        return OX_EIO;
+    }
+}
+
 int eng_listen_port(void *p)
 {
     auto *e = static_cast<lt_eng *>(p);
@@ -708,4 +732,5 @@ extern "C" const swarm_engine_ops_t swarm_engine_libtorrent = {
     eng_set_throttle,
     eng_piece_avail,
     eng_set_piece_prio,
+    eng_add_piece,
 };

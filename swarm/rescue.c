@@ -11,11 +11,12 @@
  * no connected peer but the seeds has is an orphan: it has not left the
  * holders yet. The fetchers that are done help at once: a share's orphans
  * but its first few are dealt round-robin over the other fetchers (helpers
- * never take the same piece),
- * each takes its own at top priority and draws from the holders again until
- * they are in; then it blocks the holders again. The owner takes its share
- * front first, so it meets the helpers late if at all; a piece both asked
- * for leaves the holder twice, which costs less than the wait. */
+ * never take the same piece); each fetches its own with ranged GETs from a
+ * holder (rescue_get.c), or, where it cannot, takes them at top priority and
+ * draws from the holders again until they are in. The owner takes its share
+ * a quarter at a time from the front, so it meets the helpers late if at
+ * all; a piece both asked for leaves the holder twice, which costs less than
+ * the wait. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -127,13 +128,22 @@ static void on_avail_done(uv_work_t *w, int status)
             }
         }
         if (fresh) {
-            s->ops->set_piece_prio(s->eng, f->tor->ih, want, fresh, 7);
+            int got = swarm__rescue_get(f, want, fresh) == 0;
+            if (!got)
+                s->ops->set_piece_prio(s->eng, f->tor->ih, want, fresh, 7);
             s->stripe_rescued += fresh;
-            OX_INFO("swarm: %.19s: rescuing %zu pieces of a starved share from the holders",
-                    f->digest, fresh);
+            OX_INFO("swarm: %.19s: rescuing %zu pieces of a starved share from the holders%s",
+                    f->digest, fresh, got ? " by ranged GETs" : "");
         }
-        /* holders stay open while an orphan of ours is still missing */
-        rescue_holders(f, n_want > 0);
+        /* kept for the GETs still queued: a piece a peer got meanwhile is
+         * dropped from the queue */
+        int *prev = f->avail;
+        f->avail = r->avail;
+        f->avail_seeds = r->seeds;
+        r->avail = prev;
+        /* without GETs, the holders stay open while an orphan of ours is
+         * still missing */
+        rescue_holders(f, n_want > 0 && !swarm__rescue_get_usable(f));
     }
     free(want);
     free(r->avail);
@@ -184,8 +194,11 @@ void swarm__rescue_end(swarm_fetch_t *f)
         f->rescue_req = NULL;
     }
     f->rescuing = 0;
+    swarm__rescue_get_end(f);
     free(f->rescued);
     f->rescued = NULL;
     free(f->orphans);
     f->orphans = NULL;
+    free(f->avail);
+    f->avail = NULL;
 }

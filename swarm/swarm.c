@@ -397,6 +397,8 @@ static void on_engine_event(void *ud, const swarm_ev_t *ev)
     case SWARM_EV_HASH_FAILED:
         t->hash_failures++;
         s->hash_failures++;
+        if (f)
+            swarm__rescue_get_checked(f, ev->piece, 0);
         break;
     case SWARM_EV_PEER_BANNED:
         OX_WARN("swarm: banned %s (bad data for %s)", ev->peer, t->digest);
@@ -422,6 +424,7 @@ static void on_engine_event(void *ud, const swarm_ev_t *ev)
         if (f) {
             swarm__fetch_on_piece(f, ev->piece);
             swarm__behind_on_piece(f, ev->piece);
+            swarm__rescue_get_checked(f, ev->piece, 1);
         }
         break;
     case SWARM_EV_STATE:
@@ -679,5 +682,6 @@ void swarm_close(swarm_t *s, swarm_close_cb cb, void *ud)
         swarm_fetch_cancel(f); /* adopting ones finish through their work */
         f = next;
     }
+    swarm__rescue_get_close(s);
     swarm__maybe_finish_close(s);
 }

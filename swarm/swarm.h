@@ -120,6 +120,13 @@ typedef struct swarm_fetch_opts {
      * until they are peers, instead of waiting for peer exchange. */
     const char *const *cofetchers;
     size_t n_cofetchers;
+    /* API addresses "host:port" of holders (borrowed, copied): a share that
+     * never left them is rescued by ranged GETs of their registry endpoint
+     * (/v2/.../blobs/<digest>), each piece handed to the engine, which
+     * checks it; the holders stay blocked meanwhile. Without them, or after
+     * failed GETs, the holders are unblocked for the rescue instead. */
+    const char *const *holder_apis;
+    size_t n_holder_apis;
 } swarm_fetch_opts_t;
 
 #define SWARM_STALL_MS 2000

@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "common/curluv.h"
 #include "swarm/engine.h"
 #include "swarm/swarm.h"
 
@@ -116,6 +117,19 @@ struct swarm_fetch {
     size_t *orphans;          /* per share, scratch of the last look */
     int rescuing;             /* holders drawn from again for it */
     int64_t rescue_ns;        /* last query */
+    /* rescue_get.c: rescued pieces fetched by ranged GETs from holders */
+    char (*holder_apis)[360]; /* holders' API addresses */
+    size_t n_holder_apis;
+    struct swarm_rescue_get *gets; /* in flight */
+    size_t n_gets;
+    int *get_queue;           /* pieces waiting for a GET */
+    size_t n_queue;
+    unsigned gets_sent;       /* spreads them over the holders */
+    int get_failures;
+    int gets_off;             /* too many failed: the holders are unblocked */
+    uint8_t *handed;          /* bit per piece handed to the engine, unchecked */
+    int *avail;               /* the last look's piece availability, or NULL */
+    int avail_seeds;
     swarm_progress_cb progress;
     swarm_done_cb done;
     void *ud;
@@ -139,6 +153,7 @@ struct swarm {
     size_t n_peers, cap_peers;
     int listen_port;
     int pending_work;         /* uv_queue_work requests in flight */
+    curluv_t *cu;             /* rescue_get.c: made at the first GET */
     int closing;
     int handles_open;
     int64_t last_resume_ns;
@@ -237,6 +252,22 @@ void swarm__rescue_plan(swarm_fetch_t *f, const int *avail, size_t n, int seeds,
 typedef struct swarm_rescue_req swarm_rescue_req_t;
 void swarm__rescue_tick(swarm_fetch_t *f, int64_t now_ns);
 void swarm__rescue_end(swarm_fetch_t *f);
+/* rescue_get.c: queues ranged GETs of pieces (their rescued bits set) from
+ * f's holders; OX_EUNSUPPORTED when f cannot (no holder API, no engine
+ * add_piece, or too many GETs failed): the caller unblocks the holders. A
+ * piece whose GET fails has its rescued bit cleared (the next look takes
+ * it again). */
+int swarm__rescue_get(swarm_fetch_t *f, const int *pieces, size_t n);
+int swarm__rescue_get_usable(const swarm_fetch_t *f);
+/* rescue_get.c: the engine's check of a piece (ok or not): one handed over
+ * from a GET that fails counts as a failed GET, and the piece is asked for
+ * again. */
+void swarm__rescue_get_checked(swarm_fetch_t *f, int piece, int ok);
+/* rescue_get.c: drops f's queue and GETs in flight (they end canceled). */
+void swarm__rescue_get_end(swarm_fetch_t *f);
+/* rescue_get.c: at swarm_close: closes the HTTP client (pending_work held
+ * until it is gone). */
+void swarm__rescue_get_close(swarm_t *s);
 
 /* forget.c: registers the store's remove hook (attach, after the wake
  * handle is ready), unregisters it (detach, before the handle closes), and
