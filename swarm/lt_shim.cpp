@@ -289,25 +289,12 @@ int eng_add(void *p, const swarm_add_t *a, char *err, size_t errlen)
         } else if (a->stripe_count > 1 && a->stripe_index >= 0 &&
                    a->stripe_index < a->stripe_count) {
             // own share first; the rest low but wanted, so a fetcher left
-            // alone still completes
-            // the rest in three bands (1-3), earlier first: the engine weighs
-            // priority against rarity, so pieces still come rarest first
-            // within a band, but the file fills from the front and its
-            // sha256 can be taken while it downloads (swarm/behind.c: the
-            // fan-out bench's commits waited 0.5 s for it, now 0.05-0.25 s)
+            // alone still completes (swarm_stripe_prio)
             int np = ti->num_pieces();
             atp.piece_priorities.resize((size_t)np);
             for (int i = 0; i < np; i++)
-                atp.piece_priorities[(size_t)i] =
-                    lt::download_priority_t((std::uint8_t)(1 + 3 * (np - 1 - i) / np));
-            // own share by quarters, 7 down to 4: within one priority the
-            // engine picks at random among equally rare pieces, so the
-            // owner works on one quarter at a time and helpers rescuing a
-            // lagging share from its back (swarm/rescue.c) meet it late
-            int own = (np - a->stripe_index + a->stripe_count - 1) / a->stripe_count;
-            for (int j = 0; j < own; j++)
-                atp.piece_priorities[(size_t)(a->stripe_index + j * a->stripe_count)] =
-                    lt::download_priority_t((std::uint8_t)(7 - 4 * j / own));
+                atp.piece_priorities[(size_t)i] = lt::download_priority_t(static_cast<std::uint8_t>(
+                    swarm_stripe_prio(i, np, a->stripe_index, a->stripe_count)));
         }
         e->ses->async_add_torrent(std::move(atp));
         return 0;

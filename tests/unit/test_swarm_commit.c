@@ -439,6 +439,33 @@ static void test_rescue_plan(void **state)
     assert_int_equal(n_out, 0);
 }
 
+/* Own share by quarters 7..4, front first; every other piece 1..3, front
+ * first, and below every piece of the own share. */
+static void test_stripe_prio(void **state)
+{
+    (void)state;
+    int np = 512, k = 8, idx = 3, own_seen[8] = {0};
+    for (int p = 0; p < np; p++) {
+        int pr = swarm_stripe_prio(p, np, idx, k);
+        if (p % k == idx) {
+            int j = p / k; /* 0..63 */
+            assert_int_equal(pr, 7 - j / 16);
+            own_seen[pr]++;
+        } else {
+            assert_true(pr >= 1 && pr <= 3);
+            if (p > 0 && (p - 1) % k != idx)
+                assert_true(pr <= swarm_stripe_prio(p - 1, np, idx, k));
+        }
+    }
+    for (int q = 4; q <= 7; q++)
+        assert_int_equal(own_seen[q], 16);
+    assert_int_equal(swarm_stripe_prio(0, np, idx, k), 3);
+    assert_int_equal(swarm_stripe_prio(np - 1, np, idx, k), 1);
+    /* a share of one piece, and more fetchers than pieces */
+    assert_int_equal(swarm_stripe_prio(2, 3, 2, 3), 7);
+    assert_int_equal(swarm_stripe_prio(1, 2, 1, 4), 7);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -449,6 +476,7 @@ int main(void)
         cmocka_unit_test(test_stripe_lagging),
         cmocka_unit_test(test_rescue_helper),
         cmocka_unit_test(test_rescue_plan),
+        cmocka_unit_test(test_stripe_prio),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
