@@ -3,8 +3,9 @@
  *
  * The blob's sha256 runs over the file in order, and pieces arrive in any
  * order, so what can be hashed is the prefix of pieces that all passed
- * their piece hash (the engine's PIECE events of this run; pieces found on
- * disk at a resume are not counted and are hashed at the commit instead).
+ * their piece hash: the engine's PIECE events of this run, which include
+ * the pieces it finds on disk when a fetch resumes (so those are hashed
+ * while the rest comes, not at the commit).
  * Whenever that prefix is a step ahead of what was hashed, one feed
  * (cas_adopt_feed) runs in the work pool; at most one per fetch, so the
  * commit waits for the one in flight and then runs cas_adopt_commit.
