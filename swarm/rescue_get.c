@@ -58,17 +58,22 @@ static int still_orphan(const swarm_fetch_t *f, int piece)
     return !f->avail || (uint32_t)piece >= f->n_pieces || f->avail[piece] <= f->avail_seeds;
 }
 
+/* No more GETs for f: what waits for one is up for the engine's way. */
+static void gets_stop(swarm_fetch_t *f, const char *why)
+{
+    if (!f->gets_off)
+        OX_INFO("swarm: %.19s: %s; unblocking the holders for rescues instead", f->digest, why);
+    f->gets_off = 1;
+    while (f->n_queue)
+        unmark(f, f->get_queue[--f->n_queue]);
+}
+
 static void get_failed(swarm_fetch_t *f, int piece, const char *why)
 {
     OX_DEBUG("swarm: %.19s: rescue GET of piece %d failed: %s", f->digest, piece, why);
     unmark(f, piece);
-    if (++f->get_failures >= RESCUE_GET_FAILURES && !f->gets_off) {
-        OX_INFO("swarm: %.19s: rescue GETs keep failing; unblocking the holders for rescues "
-                "instead", f->digest);
-        f->gets_off = 1;
-        while (f->n_queue)
-            unmark(f, f->get_queue[--f->n_queue]);
-    }
+    if (++f->get_failures >= RESCUE_GET_FAILURES)
+        gets_stop(f, "rescue GETs keep failing");
 }
 
 void swarm__rescue_get_checked(swarm_fetch_t *f, int piece, int ok)
@@ -104,7 +109,8 @@ static void on_get_done(curluv_req_t *r, int result, void *ud)
         f->n_gets--;
         swarm_t *s = f->s;
         int ok = result == 0 && curluv_req_status(r) == 206 && g->got == g->len && f->tor &&
-                 s->eng && s->ops->add_piece(s->eng, f->tor->ih, g->piece, g->buf, (size_t)f->piece_len) == 0;
+                 s->eng &&
+                 s->ops->add_piece(s->eng, f->tor->ih, g->piece, g->buf, (size_t)f->piece_len) == 0;
         if (ok && f->handed)
             f->handed[g->piece / 8] |= (uint8_t)(1u << (g->piece % 8));
         if (!ok)
@@ -121,7 +127,7 @@ static void get_pump(swarm_fetch_t *f)
     while (f->n_queue && f->n_gets < RESCUE_GETS && swarm__rescue_get_usable(f)) {
         if (!s->cu && curluv_new(s->loop, &s->cu) != 0) {
             s->cu = NULL;
-            f->gets_off = 1;
+            gets_stop(f, "no HTTP client");
             break;
         }
         int piece = f->get_queue[0];
@@ -161,7 +167,7 @@ static void get_pump(swarm_fetch_t *f)
             free(g->buf);
             free(g);
             unmark(f, piece);
-            f->gets_off = 1; /* out of memory: the engine's way needs none */
+            gets_stop(f, "out of memory for a GET"); /* the engine's way needs none */
             break;
         }
         g->next = f->gets;
