@@ -231,10 +231,15 @@ def test_torrent_endpoint_and_status():
     assert r404.header("X-Ollamax-Swarm") == r.header("X-Ollamax-Swarm"), r404
     assert a.req("GET", "/api/swarm/torrents/nope").status == 400
     st = swarm_status(a)
-    for k in ("bytes_up", "bytes_down", "peers", "torrents"):
+    for k in ("bytes_up", "bytes_down", "peers", "torrents", "http_bytes_up"):
         assert k in st, st
     t = torrent_of(st, digest)
     assert t and t["role"] == "seed", st
+    # blob bytes served over HTTP (a rescue's ranged GET, a registry pull) are counted too
+    before = st["http_bytes_up"]
+    rg = a.req("GET", "/v2/library/small/blobs/" + digest, headers={"Range": "bytes=1000-4999"})
+    assert rg.status == 206 and len(rg.body) == 4000, rg
+    assert swarm_status(a)["http_bytes_up"] == before + 4000
     out = a.cli("swarm", "status").stdout.decode()
     assert digest in out
 
