@@ -189,6 +189,21 @@ static double origin_bytes_up(bench_daemon_t *d)
     return v;
 }
 
+/* The engine's transfer counters trail the wire by up to a status period:
+ * read them until two reads a status period apart agree (at most 5 s). */
+static double origin_bytes_settled(bench_daemon_t *d)
+{
+    double v = origin_bytes_up(d);
+    for (int i = 0; i < 10; i++) {
+        usleep(500000);
+        double w = origin_bytes_up(d);
+        if (w == v)
+            break;
+        v = w;
+    }
+    return v;
+}
+
 typedef struct puller {
     run_t *r;
     int idx;
@@ -215,10 +230,11 @@ static void *pull_thread(void *arg)
     return NULL;
 }
 
-static double cpu_all(run_t *r)
+/* CPU seconds of the origin (from = 0, to = 1) or of the receivers (1, n) */
+static double cpu_of(run_t *r, int from, int to)
 {
     double s = 0;
-    for (int i = 0; i < r->t.n; i++)
+    for (int i = from; i < to; i++)
         s += bench_cpu_seconds(r->d[i].pid);
     return s;
 }
@@ -259,16 +275,16 @@ static void stop_receivers(run_t *r)
 
 typedef struct phase {
     double times[MAX_PEERS];
-    double last, cpu, sent;
+    double last, cpu, origin_cpu, sent;
 } phase_t;
 
-static int run_phase(run_t *r, int swarm, phase_t *ph)
+static int run_phase(run_t *r, phase_t *ph)
 {
     int nrecv = r->t.n - 1;
     puller_t p[MAX_PEERS];
     pthread_t th[MAX_PEERS];
-    double up0 = swarm ? origin_bytes_up(&r->d[0]) : 0;
-    double cpu0 = cpu_all(r);
+    double up0 = origin_bytes_up(&r->d[0]);
+    double cpu0 = cpu_of(r, 1, r->t.n), ocpu0 = cpu_of(r, 0, 1);
     int64_t t0 = ox_time_mono_ns();
     for (int i = 0; i < nrecv; i++) {
         p[i] = (puller_t){.r = r, .idx = i + 1, .t0 = t0};
@@ -300,8 +316,9 @@ static int run_phase(run_t *r, int swarm, phase_t *ph)
             failed = 1;
         }
     }
-    ph->cpu = cpu_all(r) - cpu0;
-    ph->sent = swarm ? origin_bytes_up(&r->d[0]) - up0 : (double)r->size * nrecv;
+    ph->origin_cpu = cpu_of(r, 0, 1) - ocpu0;
+    ph->cpu = cpu_of(r, 1, r->t.n) - cpu0 + ph->origin_cpu;
+    ph->sent = origin_bytes_settled(&r->d[0]) - up0;
     /* every receiver must really hold the blob */
     for (int i = 1; i < r->t.n && !failed; i++) {
         char path[128];
@@ -335,9 +352,10 @@ static void print_phase(const char *name, const phase_t *ph, int nrecv, uint64_t
         printf(" %6.2f", ph->times[i]);
     printf("\n");
     double gb = (double)size * nrecv / 1e9;
-    printf("       last %.2f s, aggregate %.1f MB/s, origin sent %.1f MB (%.2f copies), %.2f CPU s/GB\n",
+    printf("       last %.2f s, aggregate %.1f MB/s, origin sent %.1f MB (%.2f copies), %.2f CPU s/GB"
+           " (origin %.2f s, receivers %.2f s)\n",
            ph->last, (double)size * nrecv / 1e6 / ph->last, ph->sent / 1e6, ph->sent / (double)size,
-           ph->cpu / gb);
+           ph->cpu / gb, ph->origin_cpu, ph->cpu - ph->origin_cpu);
 }
 
 static void json_phase(json_t *o, const char *key, const phase_t *ph, int nrecv, uint64_t size)
@@ -346,11 +364,12 @@ static void json_phase(json_t *o, const char *key, const phase_t *ph, int nrecv,
     for (int i = 0; i < nrecv; i++)
         json_array_append_new(times, json_real(ph->times[i]));
     json_object_set_new(o, key,
-                        json_pack("{s:o,s:f,s:f,s:f,s:f,s:f}", "times_s", times, "last_s", ph->last,
-                                  "aggregate_mbps", (double)size * nrecv / 1e6 / ph->last,
+                        json_pack("{s:o,s:f,s:f,s:f,s:f,s:f,s:f}", "times_s", times, "last_s",
+                                  ph->last, "aggregate_mbps", (double)size * nrecv / 1e6 / ph->last,
                                   "origin_sent_bytes", ph->sent, "origin_copies",
                                   ph->sent / (double)size, "cpu_s_per_gb",
-                                  ph->cpu / ((double)size * nrecv / 1e9)));
+                                  ph->cpu / ((double)size * nrecv / 1e9), "origin_cpu_s",
+                                  ph->origin_cpu));
 }
 
 int bench_transfer_main(int argc, char **argv)
@@ -448,13 +467,13 @@ int bench_transfer_main(int argc, char **argv)
     /* Phase 1: swarm. */
     if (interrupted || start_receivers(r, 1, 1) != 0 || interrupted)
         goto out;
-    if (run_phase(r, 1, &sw) != 0)
+    if (run_phase(r, &sw) != 0)
         goto out;
     stop_receivers(r);
     /* Phase 2: plain HTTP from the origin only. */
     if (!skip_http && (interrupted || start_receivers(r, 0, 2) != 0 || interrupted))
         goto out;
-    if (!skip_http && run_phase(r, 0, &ht) != 0)
+    if (!skip_http && run_phase(r, &ht) != 0)
         goto out;
 
     double lb = link ? (double)r->size / rate_bytes(link) : 0;

@@ -34,6 +34,10 @@ enum swarm_ev_type {
     SWARM_EV_ERROR,        /* ih, msg */
     SWARM_EV_STATE,        /* ih, st */
     SWARM_EV_PIECE,        /* ih, piece: a downloaded piece passed its hash */
+    SWARM_EV_TOTALS,       /* st.uploaded, st.downloaded: payload bytes of the
+                            * whole session, counted as they pass (a
+                            * torrent's own counts trail by up to a second
+                            * and lose the last of a closed connection) */
 };
 
 typedef struct swarm_tstat {
@@ -134,7 +138,7 @@ typedef struct swarm_engine_ops {
     int (*set_rates)(void *eng, uint64_t up, uint64_t down);
     /* Announces a torrent on the DHT now (not at the next interval). */
     int (*announce)(void *eng, const uint8_t ih[32]);
-    /* Asks for STATE events of every torrent. */
+    /* Asks for STATE events of every torrent and a TOTALS event. */
     int (*post_updates)(void *eng);
     /* Asks for a RESUME_DATA event of one torrent. */
     int (*save_resume)(void *eng, const uint8_t ih[32]);

@@ -16,6 +16,7 @@
 #include <libtorrent/read_resume_data.hpp>
 #include <libtorrent/session.hpp>
 #include <libtorrent/session_params.hpp>
+#include <libtorrent/session_stats.hpp>
 #include <libtorrent/settings_pack.hpp>
 #include <libtorrent/torrent_info.hpp>
 #include <libtorrent/torrent_status.hpp>
@@ -33,6 +34,7 @@ struct lt_eng {
     std::vector<lt::alert *> alerts;
     lt::peer_class_t throttle{0};
     bool has_throttle = false;
+    int sent_idx = -1, recv_idx = -1; // session counters of TOTALS
 };
 
 // Every address in the global class (rate caps apply to LAN and loopback
@@ -174,6 +176,8 @@ int eng_open(const swarm_engine_cfg_t *cfg, void (*notify)(void *), void *ud, vo
         auto e = std::make_unique<lt_eng>();
         lt::session_params params(make_settings(cfg));
         e->ses = std::make_unique<lt::session>(std::move(params));
+        e->sent_idx = lt::find_metric_idx("net.sent_payload_bytes");
+        e->recv_idx = lt::find_metric_idx("net.recv_payload_bytes");
         e->throttle = e->ses->create_peer_class("ox-throttle");
         // the filter holds 32 classes
         e->has_throttle = static_cast<std::uint32_t>(e->throttle) < 32;
@@ -448,6 +452,7 @@ int eng_post_updates(void *p)
     auto *e = static_cast<lt_eng *>(p);
     try {
         e->ses->post_torrent_updates(lt::status_flags_t{});
+        e->ses->post_session_stats();
         return 0;
     } catch (...) {
         return OX_ESTATE;
@@ -495,7 +500,7 @@ void ep_str(const lt::tcp::endpoint &ep, char *out, size_t cap)
     std::snprintf(out, cap, "%s:%d", ep.address().to_string().c_str(), (int)ep.port());
 }
 
-void emit(const lt::alert *a, swarm_ev_cb cb, void *ud)
+void emit(const lt_eng *e, const lt::alert *a, swarm_ev_cb cb, void *ud)
 {
     swarm_ev_t ev;
     std::memset(&ev, 0, sizeof ev);
@@ -550,6 +555,13 @@ void emit(const lt::alert *a, swarm_ev_cb cb, void *ud)
             cb(ud, &ev);
         }
         return;
+    } else if (auto *x = lt::alert_cast<lt::session_stats_alert>(a)) {
+        if (e->sent_idx < 0 || e->recv_idx < 0)
+            return;
+        auto c = x->counters();
+        ev.type = SWARM_EV_TOTALS;
+        ev.st.uploaded = static_cast<uint64_t>(c[e->sent_idx]);
+        ev.st.downloaded = static_cast<uint64_t>(c[e->recv_idx]);
     } else if (auto *x = lt::alert_cast<lt::listen_succeeded_alert>(a)) {
         if (x->socket_type != lt::socket_type_t::tcp)
             return;
@@ -589,7 +601,7 @@ void eng_poll(void *p, swarm_ev_cb cb, void *ud)
     // the rest of the batch, which may hold a REMOVED a fetch waits for
     for (const lt::alert *a : e->alerts) {
         try {
-            emit(a, cb, ud);
+            emit(e, a, cb, ud);
         } catch (const std::exception &ex) {
             std::fprintf(stderr, "swarm: alert handling failed: %s\n", ex.what());
         } catch (...) {

@@ -47,6 +47,12 @@ char *swarm__status_json(swarm_t *s)
         up_rate += t->st.up_rate;
         down_rate += t->st.down_rate;
     }
+    /* the session counts every byte as it passes; the sum over torrents is
+     * what an engine without them offers */
+    if (s->have_totals) {
+        up = s->total_up > up ? s->total_up : up;
+        down = s->total_down > down ? s->total_down : down;
+    }
     for (size_t i = 0; i < s->n_peers; i++)
         json_array_append_new(peers, json_string(s->peers[i]));
     for (size_t i = 0; i < s->n_banned; i++)

@@ -342,6 +342,12 @@ static void on_engine_event(void *ud, const swarm_ev_t *ev)
         s->listen_port = ev->port;
         return;
     }
+    if (ev->type == SWARM_EV_TOTALS) {
+        s->total_up = ev->st.uploaded;
+        s->total_down = ev->st.downloaded;
+        s->have_totals = 1;
+        return;
+    }
     if (ev->type == SWARM_EV_LISTEN_FAILED) {
         OX_WARN("swarm: listen failed: %s", ev->msg);
         return;

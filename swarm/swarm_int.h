@@ -158,6 +158,8 @@ struct swarm {
     int handles_open;
     int64_t last_resume_ns;
     uint64_t retired_up, retired_down; /* from torrents no longer in the engine */
+    uint64_t total_up, total_down;     /* the session's own counts (TOTALS) */
+    int have_totals;
     uint64_t hash_failures;
     char (*banned)[64];
     size_t n_banned;

@@ -256,7 +256,7 @@ def test_bench_transfer_smoke():
         assert len(ph["times_s"]) == 2 and all(t > 0 for t in ph["times_s"]), ph
         assert ph["last_s"] == max(ph["times_s"])
         assert ph["aggregate_mbps"] > 0 and ph["origin_sent_bytes"] > 0 and ph["cpu_s_per_gb"] >= 0
-    assert j["http"]["origin_copies"] == 2.0
+    assert 1.99 < j["http"]["origin_copies"] < 2.2, j  # measured on the origin
     assert 0 < j["swarm"]["origin_copies"] <= 2.5
     assert j["http_over_swarm"] > 0
 
