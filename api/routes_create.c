@@ -1,13 +1,14 @@
 /* POST /api/create: builds a manifest from uploaded GGUF blobs (`files`) or an
- * existing model (`from`), with template/system/params/license/messages
- * layers, a config blob like Ollama's ConfigV2 and the manifest.
+ * existing model (`from`), plus an uploaded GGUF adapter (`adapters`), with
+ * template/system/params/license/messages layers, a config blob like Ollama's
+ * ConfigV2 and the manifest.
  *
  * Everything runs in one work-pool job. Problems found while validating the
- * request (names, missing blobs, files that are not GGUF, unknown base model)
- * are answered with a real status before any byte is streamed; the status
- * lines (`parsing GGUF`, `using existing layer ...`, `creating new layer ...`,
- * `writing manifest`, `success`) are sent once the job is back, followed by an
- * error line if the job failed after validation. */
+ * request (names, missing blobs, files or adapters that are not GGUF, unknown
+ * base model) are answered with a real status before any byte is streamed;
+ * the status lines (`parsing GGUF`, `using existing layer ...`, `creating new
+ * layer ...`, `writing manifest`, `success`) are sent once the job is back,
+ * followed by an error line if the job failed after validation. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -174,6 +175,45 @@ static int cmp_key(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
+/* Checks one entry of `files` or `adapters` (file name -> digest string): the
+ * digest is well formed, its blob is in the store and is a GGUF. On success
+ * fills canon, *size and *out (caller closes it with gguf_close) and adds the
+ * "parsing GGUF" line; otherwise sets a 400 on job and returns the code. */
+static int blob_gguf_open(api_job_t *job, const char *file, const json_t *v, char canon[72],
+                          uint64_t *size, gguf_t **out)
+{
+    const char *d = json_string_value(v);
+    char path[4096], gerr[512];
+    *out = NULL;
+    if (!d || cas_digest_parse(d, canon) != 0) {
+        api_job_set_err(job, 400, "invalid digest for %s: invalid digest format", file);
+        return OX_EINVAL;
+    }
+    if (cas_blob_stat(job->node->cas, canon, size) != 0) {
+        api_job_set_err(job, 400,
+                        "blob not found for %s (digest %s): upload it first with POST "
+                        "/api/blobs/%s",
+                        file, canon, canon);
+        return OX_ENOTFOUND;
+    }
+    cas_blob_path(job->node->cas, canon, path, sizeof path);
+    if (gguf_open(path, out, gerr, sizeof gerr) != 0) {
+        FILE *f = fopen(path, "rb");
+        char magic[4] = {0};
+        size_t got = f ? fread(magic, 1, 4, f) : 0;
+        if (f)
+            fclose(f);
+        if (got < 4 || memcmp(magic, "GGUF", 4) != 0)
+            api_job_set_err(job, 400, "supplied file was not in GGUF format: %s", file);
+        else
+            api_job_set_err(job, 400, "invalid GGUF file %s: %s", file, gerr);
+        *out = NULL;
+        return OX_EFORMAT;
+    }
+    add_status(job, "%s", "parsing GGUF");
+    return 0;
+}
+
 /* Validation of `files`: every blob present and a GGUF. */
 static int from_files(api_job_t *job, create_t *c, const json_t *files)
 {
@@ -191,39 +231,12 @@ static int from_files(api_job_t *job, create_t *c, const json_t *files)
     qsort(keys, n, sizeof *keys, cmp_key);
     int rc = 0;
     for (i = 0; i < n && rc == 0; i++) {
-        const char *d = json_string_value(json_object_get(files, keys[i]));
-        char canon[72], path[4096], gerr[512];
+        char canon[72];
         uint64_t size;
-        if (!d || cas_digest_parse(d, canon) != 0) {
-            api_job_set_err(job, 400, "invalid digest for %s: invalid digest format", keys[i]);
-            rc = OX_EINVAL;
+        gguf_t *g;
+        rc = blob_gguf_open(job, keys[i], json_object_get(files, keys[i]), canon, &size, &g);
+        if (rc != 0)
             break;
-        }
-        if (cas_blob_stat(job->node->cas, canon, &size) != 0) {
-            api_job_set_err(job, 400,
-                            "blob not found for %s (digest %s): upload it first with POST "
-                            "/api/blobs/%s",
-                            keys[i], canon, canon);
-            rc = OX_ENOTFOUND;
-            break;
-        }
-        cas_blob_path(job->node->cas, canon, path, sizeof path);
-        gguf_t *g = NULL;
-        int grc = gguf_open(path, &g, gerr, sizeof gerr);
-        if (grc != 0) {
-            FILE *f = fopen(path, "rb");
-            char magic[4] = {0};
-            size_t got = f ? fread(magic, 1, 4, f) : 0;
-            if (f)
-                fclose(f);
-            if (got < 4 || memcmp(magic, "GGUF", 4) != 0)
-                api_job_set_err(job, 400, "supplied file was not in GGUF format: %s", keys[i]);
-            else
-                api_job_set_err(job, 400, "invalid GGUF file %s: %s", keys[i], gerr);
-            rc = OX_EFORMAT;
-            break;
-        }
-        add_status(job, "%s", "parsing GGUF");
         const char *mt = gguf_media_type(g);
         if (strcmp(mt, MT "model") == 0)
             config_from_gguf(c->config, g);
@@ -231,6 +244,46 @@ static int from_files(api_job_t *job, create_t *c, const json_t *files)
         rc = layer_push(c, mt, canon, size, NULL, 1);
     }
     free(keys);
+    return rc;
+}
+
+/* Validation of `adapters`, after the base (`files` or `from`) so the adapter
+ * layer follows the base's layers as in Ollama. Checked like `files`; Ollama
+ * takes one GGUF adapter only. The layer is an adapter layer whatever the
+ * GGUF's general.type (Ollama goes by general.type, which llama.cpp's LoRA
+ * converter sets to "adapter"). Only model layers feed the config, as for
+ * `files` (Ollama also appends the adapter's architecture to model_families). */
+static int from_adapters(api_job_t *job, create_t *c, const json_t *adapters)
+{
+    if (!json_is_object(adapters)) {
+        api_job_set_err(job, 400, "adapters must map file names to digests");
+        return OX_EINVAL;
+    }
+    size_t n = json_object_size(adapters);
+    if (n == 0) {
+        api_job_set_err(job, 400, "no files provided to convert");
+        return OX_EINVAL;
+    }
+    if (n > 1) {
+        api_job_set_err(job, 400, "only one adapter is currently supported");
+        return OX_EINVAL;
+    }
+    const char *k;
+    json_t *v;
+    int rc = 0;
+    json_object_foreach((json_t *)adapters, k, v)
+    {
+        char canon[72];
+        uint64_t size;
+        gguf_t *g;
+        rc = blob_gguf_open(job, k, v, canon, &size, &g);
+        if (rc != 0)
+            break;
+        gguf_close(g);
+        rc = layer_push(c, MT "adapter", canon, size, NULL, 1);
+        if (rc != 0)
+            break;
+    }
     return rc;
 }
 
@@ -452,7 +505,7 @@ static void run_create(api_job_t *job)
     json_t *files = json_object_get(job->body, "files");
     const char *quant = json_string_value(json_object_get(job->body, "quantize"));
     cas_name_t name;
-    int rc;
+    int rc = 0;
     if (cas_name_parse(model, &name) != 0) {
         api_job_set_err(job, 400, "invalid model name");
     } else if (quant && *quant) {
@@ -467,9 +520,16 @@ static void run_create(api_job_t *job)
     } else {
         api_job_set_err(job, 400, "neither 'from' or 'files' was specified");
     }
+    json_t *adapters = json_object_get(job->body, "adapters");
+    if (c.validated && adapters && !json_is_null(adapters)) {
+        rc = from_adapters(job, &c, adapters);
+        c.validated = rc == 0;
+    }
+    if (!c.validated && rc != 0 && !job->err[0])
+        api_job_set_err(job, 500, "%s", ox_strerror(rc)); /* out of memory */
     if (c.validated) {
-        /* validation added one "parsing GGUF" per file; build adds the
-         * layer lines in their final order */
+        /* validation added one "parsing GGUF" per file and adapter; build
+         * adds the layer lines in their final order */
         rc = build(job, &c, &name);
         if (rc != 0 && !job->err[0])
             api_job_set_err(job, 500, "%s", ox_strerror(rc));

@@ -148,7 +148,9 @@ static void mf_quote(ox_buf_t *b, const char *s)
     }
 }
 
-static char *modelfile_text(const api_model_t *m, const char *tmpl)
+/* The Modelfile of Ollama's show: FROM the model blob, then one ADAPTER line
+ * per adapter layer (its blob path, as Ollama's AdapterPaths), then the rest. */
+static char *modelfile_text(const cas_t *cas, const api_model_t *m, const char *tmpl)
 {
     ox_buf_t b = OX_BUF_INIT;
     char disp[700];
@@ -157,6 +159,15 @@ static char *modelfile_text(const api_model_t *m, const char *tmpl)
     ox_buf_puts(&b, "# To build a new Modelfile based on this, replace FROM with:\n");
     ox_buf_printf(&b, "# FROM %s\n\n", disp);
     ox_buf_printf(&b, "FROM %s\n", m->model_path);
+    for (size_t i = 0; i < m->m.n_layers; i++) {
+        char path[4096];
+        if (strcmp(m->m.layers[i].media_type, "application/vnd.ollama.image.adapter") != 0 ||
+            cas_blob_path(cas, m->m.layers[i].digest, path, sizeof path) != 0)
+            continue;
+        ox_buf_puts(&b, "ADAPTER ");
+        mf_quote(&b, path);
+        ox_buf_puts(&b, "\n");
+    }
     ox_buf_puts(&b, "TEMPLATE ");
     mf_quote(&b, tmpl);
     ox_buf_puts(&b, "\n");
@@ -382,7 +393,7 @@ static void run_show(api_job_t *job)
             json_object_set_new(r, "license", str_json(lb.data));
         ox_buf_free(&lb);
     }
-    char *mf = modelfile_text(&m, tmpl);
+    char *mf = modelfile_text(job->node->cas, &m, tmpl);
     json_object_set_new(r, "modelfile", str_json(mf ? mf : ""));
     free(mf);
     char *pt = parameters_text(m.params);

@@ -1,8 +1,11 @@
 """Create, list, show, copy and delete models on a real daemon, via the API and the CLI."""
 import json
 import os
+import sys
 
-from harness import Daemon, create_model, mkgguf, run_tests, sha256_file, tempdir, upload_blob
+from harness import SRC, Daemon, create_model, mkgguf, run_tests, sha256_file, tempdir, upload_blob
+
+sys.path.insert(0, os.path.join(SRC, "tests", "tools"))
 
 
 def test_root_version_and_routes():
@@ -113,6 +116,61 @@ def test_cli_roundtrip():
     p = d.cli("show", "nosuch", check=False)
     assert p.returncode != 0 and b"not found" in p.stderr.lower(), p
     assert d.cli("--version").stdout.decode().startswith("ollamax version")
+
+
+def mkadapter(path):
+    """A LoRA adapter GGUF as llama.cpp's convert_lora_to_gguf.py writes one."""
+    import numpy as np
+    from gguf_writer import GGUFWriter
+    w = GGUFWriter()
+    w.add_string("general.architecture", "llama")
+    w.add_string("general.type", "adapter")
+    w.add_string("adapter.type", "lora")
+    w.add_float32("adapter.lora.alpha", 16.0)
+    w.add_tensor("blk.0.attn_q.weight.lora_a", np.arange(128, dtype=np.float32).reshape(2, 64))
+    w.add_tensor("blk.0.attn_q.weight.lora_b", np.zeros((64, 2), dtype=np.float32))
+    w.write(path)
+    return path
+
+
+def test_create_with_adapter():
+    d = Daemon("127.0.0.2").start()
+    tmp = tempdir()
+    g = mkgguf(os.path.join(tmp, "m.gguf"), "--seed", 7)
+    a = mkadapter(os.path.join(tmp, "lora.gguf"))
+    # the CLI uploads the ADAPTER file and sends it in "adapters"
+    with open(os.path.join(tmp, "Modelfile"), "w") as f:
+        f.write("FROM ./m.gguf\nADAPTER ./lora.gguf\nSYSTEM hi\n")
+    d.cli("create", "withlora", "-f", os.path.join(tmp, "Modelfile"))
+    man_path = os.path.join(d.models, "manifests", "registry.ollama.ai", "library", "withlora", "latest")
+    man = json.load(open(man_path))
+    kinds = [l["mediaType"].rsplit(".", 1)[1] for l in man["layers"]]
+    assert kinds == ["model", "adapter", "system"], kinds
+    ad = man["layers"][1]
+    assert ad["digest"] == sha256_file(a) and ad["size"] == os.path.getsize(a), ad
+    mf = d.api("POST", "/api/show", {"model": "withlora"}).json()["modelfile"]
+    blob = os.path.join(d.models, "blobs", "sha256-" + ad["digest"][7:])
+    assert "\nADAPTER %s\n" % blob in mf, mf
+
+    # over the API with `from`, streamed: the adapter follows the base's layers
+    r = d.api("POST", "/api/create", {"model": "fromlora", "from": "withlora",
+                                      "adapters": {"lora.gguf": ad["digest"]}})
+    assert r.status == 200, r
+    st = [l["status"] for l in r.lines()]
+    assert st[:2] == ["parsing GGUF", "using existing layer " + man["layers"][0]["digest"]], st
+    assert "using existing layer " + ad["digest"] in st and st[-2:] == ["writing manifest", "success"], st
+
+    # a digest that is not in the store is refused and nothing is created
+    missing = "sha256:" + "0" * 64
+    blobs = d.blob_files()
+    r = d.api("POST", "/api/create", {"model": "bad", "files": {"m.gguf": man["layers"][0]["digest"]},
+                                      "adapters": {"x.gguf": missing}, "template": "t"})
+    assert r.status == 400 and r.json()["error"].startswith("blob not found for x.gguf"), r
+    r = d.api("POST", "/api/create", {"model": "bad", "from": "withlora", "adapters": {"x.gguf": "sha256:1"}})
+    assert r.status == 400 and "invalid digest" in r.json()["error"], r
+    assert d.blob_files() == blobs
+    names = sorted(m["name"] for m in d.api("GET", "/api/tags").json()["models"])
+    assert names == ["fromlora:latest", "withlora:latest"], names
 
 
 def test_unreadable_manifest_keeps_its_blobs():

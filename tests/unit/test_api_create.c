@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <jansson.h>
 #include <strings.h>
 
@@ -24,6 +25,72 @@ static void put_gguf(fx_t *f, int embedding, char d[80])
     assert_int_equal(r.status, 201);
     resp_free(&r);
     ox_buf_free(&g);
+}
+
+/* A LoRA adapter GGUF as llama.cpp's convert_lora_to_gguf.py writes one
+ * (general.type "adapter"), with one F32 tensor of 4x2. */
+static void make_adapter(ox_buf_t *b)
+{
+    ox_buf_append(b, "GGUF", 4);
+    gg_u32(b, 3);
+    gg_u64(b, 1); /* tensors */
+    gg_u64(b, 3); /* kv */
+    gg_kv_str(b, "general.architecture", "llama");
+    gg_kv_str(b, "general.type", "adapter");
+    gg_kv_str(b, "adapter.type", "lora");
+    gg_str(b, "blk.0.attn_q.weight.lora_a");
+    gg_u32(b, 2);
+    gg_u64(b, 4);
+    gg_u64(b, 2);
+    gg_u32(b, 0); /* F32 */
+    gg_u64(b, 0);
+    while (b->len % 32)
+        ox_buf_append(b, "", 1);
+    for (int i = 0; i < 8; i++) {
+        float v = (float)i / 8.0f;
+        ox_buf_append(b, &v, 4);
+    }
+}
+
+/* Uploads the adapter; returns its digest and size. */
+static size_t put_adapter(fx_t *f, char d[80])
+{
+    ox_buf_t g = OX_BUF_INIT;
+    make_adapter(&g);
+    fx_digest(g.data, g.len, d);
+    char path[256];
+    snprintf(path, sizeof path, "/api/blobs/%s", d);
+    resp_t r;
+    fx_request(f, "POST", path, g.data, g.len, NULL, &r);
+    assert_int_equal(r.status, 201);
+    resp_free(&r);
+    size_t n = g.len;
+    ox_buf_free(&g);
+    return n;
+}
+
+/* Files in the store's blobs/ directory. */
+static int count_blobs(fx_t *f)
+{
+    char path[256];
+    snprintf(path, sizeof path, "%s/models/blobs", f->home);
+    DIR *d = opendir(path);
+    if (!d)
+        return 0;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        n += strncmp(e->d_name, "sha256-", 7) == 0;
+    closedir(d);
+    return n;
+}
+
+static void read_manifest(fx_t *f, const char *model, char **bytes, size_t *len)
+{
+    char path[256];
+    snprintf(path, sizeof path, "%s/models/manifests/registry.ollama.ai/library/%s/latest",
+             f->home, model);
+    assert_int_equal(ox_fs_read_all(path, 1 << 20, bytes, len), 0);
 }
 
 static json_t *parse(const char *s)
@@ -332,6 +399,242 @@ static void test_create_errors(void **state)
     resp_free(&r);
 }
 
+static void assert_layer(const json_t *layers, size_t i, const char *kind, const char *digest)
+{
+    const json_t *l = json_array_get(layers, i);
+    char mt[128];
+    snprintf(mt, sizeof mt, "application/vnd.ollama.image.%s", kind);
+    assert_string_equal(json_string_value(json_object_get(l, "mediaType")), mt);
+    if (digest)
+        assert_string_equal(json_string_value(json_object_get(l, "digest")), digest);
+}
+
+static void test_create_adapter(void **state)
+{
+    fx_t *f = *state;
+    char d[80], a[80], body[1024];
+    put_gguf(f, 0, d);
+    size_t asize = put_adapter(f, a);
+    snprintf(body, sizeof body,
+             "{\"model\":\"lora\",\"files\":{\"tiny.gguf\":\"%s\"},"
+             "\"adapters\":{\"lora.gguf\":\"%s\"},\"system\":\"be brief\"}",
+             d, a);
+    resp_t r;
+    fx_json(f, "POST", "/api/create", body, &r);
+    assert_int_equal(r.status, 200);
+    /* one "parsing GGUF" per GGUF, then the layers in manifest order */
+    char want[1024];
+    snprintf(want, sizeof want,
+             "{\"status\":\"parsing GGUF\"}\n{\"status\":\"parsing GGUF\"}\n"
+             "{\"status\":\"using existing layer %s\"}\n"
+             "{\"status\":\"using existing layer %s\"}\n"
+             "{\"status\":\"creating new layer sha256:",
+             d, a);
+    if (strncmp(r.body.data, want, strlen(want)) != 0)
+        fail_msg("statuses: %s", r.body.data);
+    assert_non_null(strstr(r.body.data, "\n{\"status\":\"writing manifest\"}\n"
+                                        "{\"status\":\"success\"}\n"));
+    resp_free(&r);
+
+    /* the adapter is a layer right after the model, also in the config */
+    char *m1;
+    size_t m1len;
+    read_manifest(f, "lora", &m1, &m1len);
+    json_t *man = parse(m1);
+    json_t *layers = json_object_get(man, "layers");
+    assert_int_equal(json_array_size(layers), 3);
+    assert_layer(layers, 0, "model", d);
+    assert_layer(layers, 1, "adapter", a);
+    assert_layer(layers, 2, "system", NULL);
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(layers, 1), "size")),
+                     asize);
+    const char *cdig = json_string_value(json_object_get(json_object_get(man, "config"), "digest"));
+    char cpath[256];
+    snprintf(cpath, sizeof cpath, "%s/models/blobs/sha256-%s", f->home, cdig + 7);
+    char *cfg;
+    size_t clen;
+    assert_int_equal(ox_fs_read_all(cpath, 1 << 20, &cfg, &clen), 0);
+    json_t *cj = parse(cfg);
+    json_t *ids = json_object_get(json_object_get(cj, "rootfs"), "diff_ids");
+    assert_int_equal(json_array_size(ids), 3);
+    assert_string_equal(json_string_value(json_array_get(ids, 1)), a);
+    /* the config describes the base model */
+    assert_int_equal(json_array_size(json_object_get(cj, "model_families")), 1);
+    json_decref(cj);
+    free(cfg);
+    json_decref(man);
+
+    /* the same request again gives the same manifest bytes */
+    snprintf(body, sizeof body,
+             "{\"model\":\"lora\",\"files\":{\"tiny.gguf\":\"%s\"},"
+             "\"adapters\":{\"lora.gguf\":\"%s\"},\"system\":\"be brief\",\"stream\":false}",
+             d, a);
+    fx_json(f, "POST", "/api/create", body, &r);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body.data, "{\"status\":\"success\"}");
+    resp_free(&r);
+    char *m2;
+    size_t m2len;
+    read_manifest(f, "lora", &m2, &m2len);
+    assert_int_equal(m1len, m2len);
+    assert_memory_equal(m1, m2, m1len);
+    free(m1);
+    free(m2);
+
+    /* show prints ADAPTER with the blob path right after FROM */
+    fx_json(f, "POST", "/api/show", "{\"model\":\"lora\"}", &r);
+    assert_int_equal(r.status, 200);
+    json_t *s = parse(r.body.data);
+    const char *mf = json_string_value(json_object_get(s, "modelfile"));
+    char lines[1024];
+    snprintf(lines, sizeof lines,
+             "\nFROM %s/models/blobs/sha256-%s\nADAPTER %s/models/blobs/sha256-%s\nTEMPLATE ",
+             f->home, d + 7, f->home, a + 7);
+    if (!strstr(mf, lines))
+        fail_msg("modelfile: %s", mf);
+    json_decref(s);
+    resp_free(&r);
+
+    /* with `from`: the base's layers, then the adapter, then new layers */
+    snprintf(body, sizeof body,
+             "{\"model\":\"plain\",\"files\":{\"tiny.gguf\":\"%s\"},"
+             "\"system\":\"base\",\"stream\":false}",
+             d);
+    fx_json(f, "POST", "/api/create", body, &r);
+    assert_int_equal(r.status, 200);
+    resp_free(&r);
+    snprintf(body, sizeof body,
+             "{\"model\":\"fromlora\",\"from\":\"plain\",\"adapters\":{\"x\":\"%s\"},"
+             "\"template\":\"{{ .Prompt }}!\"}",
+             a);
+    fx_json(f, "POST", "/api/create", body, &r);
+    assert_int_equal(r.status, 200);
+    snprintf(want, sizeof want,
+             "{\"status\":\"parsing GGUF\"}\n{\"status\":\"using existing layer %s\"}\n", d);
+    if (strncmp(r.body.data, want, strlen(want)) != 0)
+        fail_msg("statuses: %s", r.body.data);
+    resp_free(&r);
+    read_manifest(f, "fromlora", &m1, &m1len);
+    man = parse(m1);
+    layers = json_object_get(man, "layers");
+    assert_int_equal(json_array_size(layers), 4);
+    assert_layer(layers, 0, "model", d);
+    assert_layer(layers, 1, "system", NULL);
+    assert_layer(layers, 2, "adapter", a);
+    assert_layer(layers, 3, "template", NULL);
+    json_decref(man);
+    free(m1);
+    fx_json(f, "POST", "/api/show", "{\"model\":\"fromlora\"}", &r);
+    assert_int_equal(r.status, 200);
+    s = parse(r.body.data);
+    mf = json_string_value(json_object_get(s, "modelfile"));
+    snprintf(lines, sizeof lines, "\nADAPTER %s/models/blobs/sha256-%s\n", f->home, a + 7);
+    assert_non_null(strstr(mf, lines));
+    json_decref(s);
+    resp_free(&r);
+
+    /* a model without adapter layers prints no ADAPTER */
+    fx_json(f, "POST", "/api/show", "{\"model\":\"plain\"}", &r);
+    assert_int_equal(r.status, 200);
+    assert_null(strstr(r.body.data, "ADAPTER"));
+    resp_free(&r);
+}
+
+/* POSTs a create with the given adapters value and expects a 400 with err. */
+static void create_bad_adapter(fx_t *f, const char *base, const char *adapters,
+                               const char *err)
+{
+    char body[1024];
+    snprintf(body, sizeof body,
+             "{\"model\":\"bad\",%s,\"adapters\":%s,\"template\":\"never stored\"}", base,
+             adapters);
+    resp_t r;
+    fx_json(f, "POST", "/api/create", body, &r);
+    if (r.status != 400 || strcmp(r.body.data, err) != 0)
+        fail_msg("%s: %ld %s (want %s)", adapters, r.status, r.body.data, err);
+    resp_free(&r);
+}
+
+static void test_create_adapter_errors(void **state)
+{
+    fx_t *f = *state;
+    char d[80], a[80], base[256], adapters[512], err[512];
+    put_gguf(f, 0, d);
+    snprintf(base, sizeof base, "\"files\":{\"tiny.gguf\":\"%s\"}", d);
+
+    /* a blob never uploaded: refused before anything is stored */
+    fx_digest("never uploaded", 14, a);
+    snprintf(adapters, sizeof adapters, "{\"a.gguf\":\"%s\"}", a);
+    snprintf(err, sizeof err,
+             "{\"error\":\"blob not found for a.gguf (digest %s): upload it first with POST "
+             "/api/blobs/%s\"}",
+             a, a);
+    create_bad_adapter(f, base, adapters, err);
+    assert_int_equal(count_blobs(f), 1);
+
+    create_bad_adapter(f, base, "{\"a.gguf\":\"sha256:12\"}",
+                       "{\"error\":\"invalid digest for a.gguf: invalid digest format\"}");
+    create_bad_adapter(f, base, "{\"a.gguf\":42}",
+                       "{\"error\":\"invalid digest for a.gguf: invalid digest format\"}");
+    create_bad_adapter(f, base, "{}", "{\"error\":\"no files provided to convert\"}");
+    create_bad_adapter(f, base, "\"a.gguf\"",
+                       "{\"error\":\"adapters must map file names to digests\"}");
+
+    /* a blob that is not a GGUF */
+    const char junk[] = "this is not a gguf adapter";
+    char path[256];
+    fx_digest(junk, sizeof junk - 1, a);
+    snprintf(path, sizeof path, "/api/blobs/%s", a);
+    resp_t r;
+    fx_request(f, "POST", path, junk, sizeof junk - 1, NULL, &r);
+    assert_int_equal(r.status, 201);
+    resp_free(&r);
+    snprintf(adapters, sizeof adapters, "{\"a.gguf\":\"%s\"}", a);
+    create_bad_adapter(f, base, adapters,
+                       "{\"error\":\"supplied file was not in GGUF format: a.gguf\"}");
+
+    /* Ollama takes one adapter */
+    char good[80];
+    put_adapter(f, good);
+    snprintf(adapters, sizeof adapters, "{\"a.gguf\":\"%s\",\"b.gguf\":\"%s\"}", good, good);
+    create_bad_adapter(f, base, adapters,
+                       "{\"error\":\"only one adapter is currently supported\"}");
+    assert_int_equal(count_blobs(f), 3);
+    fx_request(f, "GET", "/api/tags", NULL, 0, NULL, &r);
+    assert_string_equal(r.body.data, "{\"models\":[]}");
+    resp_free(&r);
+
+    /* with `from`, a missing adapter leaves the store as it was too */
+    char body[1024];
+    snprintf(body, sizeof body, "{\"model\":\"base\",%s,\"stream\":false}", base);
+    fx_json(f, "POST", "/api/create", body, &r);
+    assert_int_equal(r.status, 200);
+    resp_free(&r);
+    int blobs = count_blobs(f);
+    fx_digest("never uploaded", 14, a);
+    snprintf(adapters, sizeof adapters, "{\"a.gguf\":\"%s\"}", a);
+    snprintf(err, sizeof err,
+             "{\"error\":\"blob not found for a.gguf (digest %s): upload it first with POST "
+             "/api/blobs/%s\"}",
+             a, a);
+    create_bad_adapter(f, "\"from\":\"base\"", adapters, err);
+    create_bad_adapter(f, "\"from\":\"base\"", "{\"a.gguf\":\"sha256-xyz\"}",
+                       "{\"error\":\"invalid digest for a.gguf: invalid digest format\"}");
+    assert_int_equal(count_blobs(f), blobs);
+    fx_request(f, "GET", "/api/tags", NULL, 0, NULL, &r);
+    json_t *s = parse(r.body.data);
+    assert_int_equal(json_array_size(json_object_get(s, "models")), 1);
+    json_decref(s);
+    resp_free(&r);
+
+    /* null is no adapter, as in Go */
+    snprintf(body, sizeof body, "{\"model\":\"nul\",%s,\"adapters\":null,\"stream\":false}",
+             base);
+    fx_json(f, "POST", "/api/create", body, &r);
+    assert_int_equal(r.status, 200);
+    resp_free(&r);
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -339,6 +642,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_create_and_show, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_copy_delete_from, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_create_errors, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_create_adapter, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_create_adapter_errors, fx_setup, fx_teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();
