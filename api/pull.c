@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "api/api_int.h"
@@ -238,12 +239,66 @@ int pull_auth_start(pull_t *pl, curluv_req_t *r, void (*then)(pull_t *pl))
 
 static void fetch_manifest(pull_t *pl);
 
+/* Peers first: a model another peer holds comes from it, manifest and all
+ * (its blobs through the swarm, the small ones from its /v2), and the
+ * registry is asked only when no peer has the tag. Only for names of the
+ * default registry, which a peer's /v2 serves by ns/model:tag alone; never
+ * ourselves (a re-pull must not find its own copy). */
+static void manifest_peers_init(pull_t *pl)
+{
+    if (strcasecmp(pl->name.host, CAS_DEFAULT_HOST) != 0)
+        return;
+    char all[32][360];
+    size_t n = pull_peer_apis(pl->node, all, 0, 32);
+    char self[300];
+    snprintf(self, sizeof self, "%s:%d",
+             pl->node->cfg.host[0] ? pl->node->cfg.host : "127.0.0.1", pl->node->cfg.port);
+    for (size_t i = 0; i < n && pl->n_mf_peers < 8; i++)
+        if (strcasecmp(all[i], self) != 0)
+            memcpy(pl->mf_peers[pl->n_mf_peers++], all[i], sizeof all[i]);
+}
+
+/* A peer that could not give the manifest: the next one, then the registry.
+ * Returns 1 when the pull moved on. */
+static int manifest_next_source(pull_t *pl, const char *why)
+{
+    if (pl->mf_try >= pl->n_mf_peers)
+        return 0;
+    OX_DEBUG("pull: manifest not from peer %s: %s", pl->mf_peers[pl->mf_try], why);
+    pl->mf_try++;
+    fetch_manifest(pl);
+    return 1;
+}
+
 static void on_manifest_done(curluv_req_t *r, int result, void *ud)
 {
     pull_t *pl = ud;
     if (pl->finished)
         return;
     long st = curluv_req_status(r);
+    if (pl->mf_try < pl->n_mf_peers) {
+        char err[256];
+        cas_manifest_t mf;
+        if (result != 0 || st != 200) {
+            snprintf(err, sizeof err, "%s", result ? ox_strerror(result) : http_status_text((int)st));
+            manifest_next_source(pl, err);
+            return;
+        }
+        if (cas_manifest_parse(pl->body.data, pl->body.len, &mf, err, sizeof err) != 0) {
+            manifest_next_source(pl, err);
+            return;
+        }
+        cas_manifest_free(&mf);
+        /* the blobs the swarm does not bring come from this peer's /v2 */
+        if (snprintf(pl->base, sizeof pl->base, "http://%s/v2/%s/%s/", pl->mf_peers[pl->mf_try],
+                     pl->name.ns, pl->name.model) >= (int)sizeof pl->base) {
+            manifest_next_source(pl, "name too long");
+            return;
+        }
+        OX_INFO("pull: manifest of %s:%s from peer %s", pl->name.model, pl->name.tag,
+                pl->mf_peers[pl->mf_try]);
+        pl->mf_try = pl->n_mf_peers;
+    }
     if (result == OX_ETOOBIG) {
         /* on_body_data refused it: curl's own text ("Failure writing
          * output") would hide why */
@@ -297,12 +352,18 @@ static void on_manifest_done(curluv_req_t *r, int result, void *ud)
 static void fetch_manifest(pull_t *pl)
 {
     char url[1400];
-    snprintf(url, sizeof(url), "%smanifests/%s", pl->base, pl->name.tag);
+    int peer = pl->mf_try < pl->n_mf_peers;
+    if (peer)
+        snprintf(url, sizeof(url), "http://%s/v2/%s/%s/manifests/%s", pl->mf_peers[pl->mf_try],
+                 pl->name.ns, pl->name.model, pl->name.tag);
+    else
+        snprintf(url, sizeof(url), "%smanifests/%s", pl->base, pl->name.tag);
     ox_buf_reset(&pl->body);
     curluv_opts_t o = {.url = url,
-                       .headers = pull_headers(pl, 1, MANIFEST_ACCEPT),
-                       .follow_redirects = 1,
-                       .timeout_ms = 120000,
+                       .headers = pull_headers(pl, !peer, MANIFEST_ACCEPT),
+                       .follow_redirects = !peer,
+                       .connect_timeout_ms = peer ? 2000 : 0,
+                       .timeout_ms = peer ? 10000 : 120000,
                        .on_data = on_body_data,
                        .on_done = on_manifest_done,
                        .ud = pl};
@@ -433,5 +494,6 @@ void api_route_pull(node_t *node, http_req_t *req)
         return;
     }
     status_line(pl, "pulling manifest");
+    manifest_peers_init(pl);
     fetch_manifest(pl);
 }

@@ -33,7 +33,12 @@ struct pull {
     int finished;           /* the HTTP request has been answered */
     int refs;               /* handles being closed + work items in flight + 1 */
     cas_name_t name;
-    char base[1024];        /* registry base URL ".../v2/ns/model/" */
+    char base[1024];        /* registry base URL ".../v2/ns/model/"; a peer's
+                             * when the manifest came from one */
+    /* peers asked for the manifest before the registry (pull.c) */
+    char mf_peers[8][360];
+    size_t n_mf_peers;
+    size_t mf_try;          /* == n_mf_peers: the registry's turn */
     char *token;            /* bearer token or NULL */
     int auth_tried;
     curluv_t *cu;
@@ -96,6 +101,10 @@ int pull_auth_start(pull_t *pl, curluv_req_t *r, void (*then)(pull_t *pl));
 /* Reference counting for deferred frees (handles, uv_work). */
 void pull_ref(pull_t *pl);
 void pull_unref(pull_t *pl);
+/* Appends the API addresses ("host:port") of the configured peers
+ * (OLLAMAX_PEERS) to out[n..cap), in order, skipping any already there;
+ * returns the new count (pull_swarm.c). */
+size_t pull_peer_apis(const node_t *node, char out[][360], size_t n, size_t cap);
 /* Part size bounds (OLLAMAX_PULL_PART_MIN overrides the minimum, for tests). */
 uint64_t pull_part_min(void);
 

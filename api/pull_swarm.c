@@ -60,14 +60,9 @@ static int swarm_disabled(void)
     return e && (strcmp(e, "0") == 0 || strcasecmp(e, "false") == 0);
 }
 
-/* Candidate peers' API addresses: the registry host of a plain-HTTP pull (an
- * ollamax peer serving /v2) and every configured peer, without duplicates. */
-static size_t candidates(pull_t *pl, char out[][360], size_t cap)
+size_t pull_peer_apis(const node_t *node, char out[][360], size_t n, size_t cap)
 {
-    size_t n = 0;
-    if (pl->insecure && n < cap)
-        snprintf(out[n++], 360, "%s", pl->name.host);
-    const char *p = pl->node->cfg.peers;
+    const char *p = node->cfg.peers;
     while (p && *p && n < cap) {
         while (*p == ',' || *p == ' ')
             p++;
@@ -86,6 +81,16 @@ static size_t candidates(pull_t *pl, char out[][360], size_t cap)
         p += len;
     }
     return n;
+}
+
+/* Candidate peers' API addresses: the registry host of a plain-HTTP pull (an
+ * ollamax peer serving /v2) and every configured peer, without duplicates. */
+static size_t candidates(pull_t *pl, char out[][360], size_t cap)
+{
+    size_t n = 0;
+    if (pl->insecure && n < cap)
+        snprintf(out[n++], 360, "%s", pl->name.host);
+    return pull_peer_apis(pl->node, out, n, cap);
 }
 
 static void on_fetch_progress(swarm_fetch_t *f, uint64_t done, uint64_t total, void *ud)
@@ -151,7 +156,8 @@ static void probes_done(pull_swarm_t *ps)
         if (!have_self || strcmp(ps->lacking[i], self) != 0)
             co[n_co++] = ps->lacking[i];
     swarm_fetch_opts_t opts = {.cofetchers = co, .n_cofetchers = n_co,
-                               .holder_apis = ps->holder_apis, .n_holder_apis = ps->n_holders};
+                               .holder_apis = ps->holder_apis, .n_holder_apis = ps->n_holders,
+                               .size = pl->blobs[pl->cur].size};
     const char *e = getenv("OLLAMAX_SWARM_STRIPE"); /* "0": connect, do not stripe */
     int stripe = !(e && strcmp(e, "0") == 0);
     if (!stripe || !have_self ||

@@ -496,6 +496,8 @@ int swarm_fetch_start(swarm_t *s, const char *digest_in, const void *torrent, si
     snprintf(want, sizeof want, "sha256-%s", digest + 7);
     if (strcmp(name, want) != 0 || size == 0)
         return OX_EINVAL; /* a torrent of some other content */
+    if (opts && opts->size && size != opts->size)
+        return OX_EINVAL; /* a holder's torrent must not decide how much is staged */
     if (swarm__tor_by_ih(s, ih))
         return OX_EBUSY;
     for (size_t i = 0; i < n_peers; i++)

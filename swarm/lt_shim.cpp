@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -35,7 +36,17 @@ struct lt_eng {
     lt::peer_class_t throttle{0};
     bool has_throttle = false;
     int sent_idx = -1, recv_idx = -1; // session counters of TOTALS
+    lt::peer_class_info throttle_info; // kept: reading it back waits on the engine
+    // The handles of added torrents by info-hash, so that no call made on the
+    // loop waits for the engine's thread (session::find_torrent does).
+    // Loop thread only.
+    std::map<std::string, lt::torrent_handle> handles;
 };
+
+std::string ih_key(const uint8_t ih[32])
+{
+    return std::string(reinterpret_cast<const char *>(ih), 32);
+}
 
 // Every address in the global class (rate caps apply to LAN and loopback
 // peers too: libtorrent exempts local networks by default), the listed ones
@@ -108,7 +119,9 @@ lt::settings_pack make_settings(const swarm_engine_cfg_t *cfg)
     namespace sp = lt;
     lt::settings_pack p;
     std::string ip = cfg->bind_ip && *cfg->bind_ip ? cfg->bind_ip : "0.0.0.0";
-    p.set_str(sp::settings_pack::listen_interfaces, ip + ":" + std::to_string(cfg->port));
+    // an IPv6 address goes in brackets before its port ("[::1]:6881")
+    std::string host = ip.find(':') != std::string::npos ? "[" + ip + "]" : ip;
+    p.set_str(sp::settings_pack::listen_interfaces, host + ":" + std::to_string(cfg->port));
     if (cfg->bind_ip && *cfg->bind_ip && std::strcmp(cfg->bind_ip, "0.0.0.0") != 0)
         p.set_str(sp::settings_pack::outgoing_interfaces, ip);
     p.set_str(sp::settings_pack::user_agent, "ollamax/" OX_VERSION);
@@ -116,6 +129,9 @@ lt::settings_pack make_settings(const swarm_engine_cfg_t *cfg)
               lt::alert_category::status | lt::alert_category::error |
                   lt::alert_category::storage | lt::alert_category::peer |
                   lt::alert_category::piece_progress);
+    // a piece_finished per piece (4096 for 1 GiB) must not crowd out an
+    // add, finish or remove between two drains: a lost one costs a handle
+    p.set_int(sp::settings_pack::alert_queue_size, 1 << 16);
     // measured in spec/engines.md: uTP off is 30x faster on loopback
     p.set_bool(sp::settings_pack::enable_outgoing_utp, false);
     p.set_bool(sp::settings_pack::enable_incoming_utp, false);
@@ -181,6 +197,8 @@ int eng_open(const swarm_engine_cfg_t *cfg, void (*notify)(void *), void *ud, vo
         e->throttle = e->ses->create_peer_class("ox-throttle");
         // the filter holds 32 classes
         e->has_throttle = static_cast<std::uint32_t>(e->throttle) < 32;
+        if (e->has_throttle)
+            e->throttle_info = e->ses->get_peer_class(e->throttle);
         e->ses->set_peer_class_filter(class_filter(e.get(), nullptr, 0));
         // the callback can fire at once: the caller has its wake-up ready
         e->ses->set_alert_notify([notify, ud] { notify(ud); });
@@ -310,7 +328,8 @@ int eng_add(void *p, const swarm_add_t *a, char *err, size_t errlen)
 
 lt::torrent_handle find(lt_eng *e, const uint8_t ih[32])
 {
-    return e->ses->find_torrent(short_hash(ih));
+    auto it = e->handles.find(ih_key(ih));
+    return it == e->handles.end() ? lt::torrent_handle() : it->second;
 }
 
 int eng_remove(void *p, const uint8_t ih[32])
@@ -438,9 +457,8 @@ int eng_set_throttle(void *p, uint64_t down)
     if (!e->has_throttle)
         return OX_ESTATE;
     try {
-        lt::peer_class_info info = e->ses->get_peer_class(e->throttle);
-        info.download_limit = (int)std::min<uint64_t>(down, INT32_MAX);
-        e->ses->set_peer_class(e->throttle, info);
+        e->throttle_info.download_limit = (int)std::min<uint64_t>(down, INT32_MAX);
+        e->ses->set_peer_class(e->throttle, e->throttle_info);
         return 0;
     } catch (...) {
         return OX_ENET;
@@ -500,7 +518,7 @@ void ep_str(const lt::tcp::endpoint &ep, char *out, size_t cap)
     std::snprintf(out, cap, "%s:%d", ep.address().to_string().c_str(), (int)ep.port());
 }
 
-void emit(const lt_eng *e, const lt::alert *a, swarm_ev_cb cb, void *ud)
+void emit(lt_eng *e, const lt::alert *a, swarm_ev_cb cb, void *ud)
 {
     swarm_ev_t ev;
     std::memset(&ev, 0, sizeof ev);
@@ -513,13 +531,13 @@ void emit(const lt_eng *e, const lt::alert *a, swarm_ev_cb cb, void *ud)
         }
         if (x->error)
             std::snprintf(ev.msg, sizeof ev.msg, "%s", x->error.message().c_str());
+        else
+            e->handles[ih_key(ev.ih)] = x->handle;
     } else if (auto *x = lt::alert_cast<lt::torrent_finished_alert>(a)) {
+        // no counts (st.size 0): status() would wait on the engine; the
+        // next STATE brings them
         ev.type = SWARM_EV_FINISHED;
         ih_copy(x->handle.info_hashes(), ev.ih);
-        // final counts, before the torrent leaves the session (a handle
-        // already removed has none: status() would throw)
-        if (x->handle.is_valid())
-            fill_state(x->handle.status(), &ev.st);
     } else if (auto *x = lt::alert_cast<lt::piece_finished_alert>(a)) {
         ev.type = SWARM_EV_PIECE;
         ih_copy(x->handle.info_hashes(), ev.ih);
@@ -530,6 +548,7 @@ void emit(const lt_eng *e, const lt::alert *a, swarm_ev_cb cb, void *ud)
     } else if (auto *x = lt::alert_cast<lt::torrent_removed_alert>(a)) {
         ev.type = SWARM_EV_REMOVED;
         ih_copy(x->info_hashes, ev.ih);
+        e->handles.erase(ih_key(ev.ih));
     } else if (auto *x = lt::alert_cast<lt::hash_failed_alert>(a)) {
         ev.type = SWARM_EV_HASH_FAILED;
         ih_copy(x->handle.info_hashes(), ev.ih);
@@ -614,7 +633,8 @@ int eng_piece_avail(void *p, const uint8_t ih[32], int *avail, size_t n, int *se
 {
     auto *e = static_cast<lt_eng *>(p);
     try {
-        auto h = find(e, ih);
+        // the work pool, not the loop: the session's own (waiting) look-up
+        auto h = e->ses->find_torrent(short_hash(ih));
         if (!h.is_valid())
             return OX_ENOTFOUND;
         std::vector<int> v;

@@ -65,7 +65,8 @@ void swarm_config_init(swarm_config_t *cfg);
  * kB MB ...) are powers of 1000, Ki Mi Gi Ti (KiB ...) powers of 1024, bit
  * kbit mbit gbit (also bps kbps mbps gbps) are bits/s in powers of 1000 as in
  * tc. "12M" = 12000000, "512Ki" = 524288, "100mbit" = 12500000.
- * OX_EINVAL on anything else (negative, overflow, unknown unit). */
+ * OX_EINVAL on anything else (a sign, nan, inf, hex, overflow, a nonzero
+ * rate under 1 byte/s, an unknown unit, trailing text). */
 int swarm_rate_parse(const char *s, uint64_t *bytes_per_s);
 
 /* Parses "ip:port" or "[v6]:port" into ip (NUL-terminated) and port. */
@@ -127,6 +128,9 @@ typedef struct swarm_fetch_opts {
      * failed GETs, the holders are unblocked for the rescue instead. */
     const char *const *holder_apis;
     size_t n_holder_apis;
+    /* The blob's size as the manifest gives it; a torrent of another size
+     * is refused (OX_EINVAL) before a byte is staged. 0 = not known. */
+    uint64_t size;
 } swarm_fetch_opts_t;
 
 #define SWARM_STALL_MS 2000

@@ -161,10 +161,37 @@ def test_seeder_killed_midway():
         except Exception:
             return False
     wait_for(progress, timeout=120, what="a fifth of the blob")
+    http_a0 = swarm_status(a)["http_bytes_up"]
     b.kill(signal.SIGKILL)
     t.join(240)
     assert "r" in res and res["r"].status == 200, res
     assert sha256_file(os.path.join(c.models, "blobs", "sha256-" + digest[7:])) == digest
+    # the rest came from A through the swarm, not by the registry fallback
+    # (A's /v2 served the small config blob only)
+    assert swarm_status(a)["http_bytes_up"] - http_a0 < (1 << 20), swarm_status(a)
+    assert "using the registry" not in c.log(), c.log()
+
+
+def test_manifest_from_peer():
+    """A name of the default registry that a peer holds comes from that peer:
+    the manifest from its /v2 (a dead peer listed first is skipped), the big
+    blob through the swarm, the small ones from its /v2. There is no registry
+    here: any request to it would fail the pull."""
+    a = Daemon("127.0.0.2").start()
+    g = big_gguf(os.path.join(tempdir(), "p.gguf"), 4 << 20, seed=11)
+    digest = create_model(a, "peerm:v1", g)
+    c = Daemon("127.0.0.4")
+    c.env["OLLAMAX_PEERS"] = "127.0.0.9:9,%s,%s" % (c.addr, a.addr)  # dead, self, holder
+    c.start()
+    lines = pull_lines(c, "peerm:v1")
+    assert lines[0] == {"status": "pulling manifest"}, lines[:2]
+    rel = os.path.join("manifests", "registry.ollama.ai", "library", "peerm", "v1")
+    with open(os.path.join(a.models, rel), "rb") as fa, open(os.path.join(c.models, rel), "rb") as fc:
+        assert fa.read() == fc.read()
+    assert sha256_file(os.path.join(c.models, "blobs", "sha256-" + digest[7:])) == digest
+    assert swarm_status(c)["bytes_down"] >= 4 << 20, swarm_status(c)
+    assert "manifest of peerm:v1 from peer %s" % a.addr in c.log(), c.log()
+    assert c.api("POST", "/api/show", {"model": "peerm:v1"}).status == 200
 
 
 def test_client_gone_cancels_stalled_fetch():
