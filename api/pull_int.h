@@ -70,6 +70,7 @@ struct pull {
     int finishing_blob;     /* all parts done, waiting for the checkpoint */
     uint64_t last_completed;
     int reported;
+    int probe_rounds;       /* pull_swarm.c: rounds asked again for a busy holder */
     /* the current blob's swarm fetch (pull_swarm.c), NULL when none; cancelled
      * by pull_end, cleared by its done callback (which holds a pull_ref) */
     struct swarm_fetch *swarm_fetch;

@@ -44,7 +44,13 @@ typedef struct pull_swarm {
     size_t n_holders;
     char lacking[PROBE_MAX][128];   /* swarm endpoints of peers without it */
     size_t n_lacking;
+    size_t n_busy;                  /* holders still preparing its torrent (503) */
 } pull_swarm_t;
+
+/* A holder answers 503 while it hashes a blob it has just taken in (an
+ * adopted Ollama store, a fresh upload): ask again, up to this many rounds a
+ * second apart, before the registry is the only way left. */
+#define PROBE_BUSY_ROUNDS 10
 
 static void swarm_ctx_free(pull_swarm_t *ps)
 {
@@ -132,9 +138,20 @@ static void on_fetch_done(swarm_fetch_t *f, int status, const char *msg, void *u
     pull_unref(pl);
 }
 
+static void on_reprobe(uv_timer_t *t) { pull_swarm_start(t->data); }
+
 static void probes_done(pull_swarm_t *ps)
 {
     pull_t *pl = ps->pl;
+    if (!pl->finished && ps->n_holders == 0 && ps->n_busy && pl->node->swarm &&
+        pl->probe_rounds < PROBE_BUSY_ROUNDS) {
+        pl->probe_rounds++;
+        uv_timer_start(&pl->wait, on_reprobe, 1000, 0);
+        swarm_ctx_free(ps);
+        pull_unref(pl);
+        return;
+    }
+    pl->probe_rounds = 0;
     if (pl->finished || !ps->torrent || ps->n_holders == 0 || !pl->node->swarm) {
         if (!pl->finished)
             pull_blob_locate(pl);
@@ -204,6 +221,8 @@ static void on_probe_done(curluv_req_t *r, int result, void *ud)
             ps->torrent_len = pr->body.len;
             ps->torrent = ox_buf_steal(&pr->body);
         }
+    } else if (result == 0 && curluv_req_status(r) == 503 && curluv_req_header(r, "Retry-After")) {
+        ps->n_busy++;
     } else if (result == 0 && curluv_req_status(r) == 404 && ep && *ep &&
                ps->n_lacking < PROBE_MAX) {
         int dup = 0;

@@ -23,7 +23,7 @@ enum swarm_ev_type {
     SWARM_EV_LISTEN,       /* port */
     SWARM_EV_LISTEN_FAILED,/* msg */
     SWARM_EV_ADDED,        /* ih, piece = the torrent's number of pieces,
-                            * len = its piece length */
+                            * len = its piece length, st.size its file's */
     SWARM_EV_ADD_FAILED,   /* ih, msg */
     SWARM_EV_CHECKED,      /* ih: files checked (resume / verify) */
     SWARM_EV_FINISHED,     /* ih, st: every wanted piece passed its hash */

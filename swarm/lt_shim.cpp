@@ -528,6 +528,7 @@ void emit(lt_eng *e, const lt::alert *a, swarm_ev_cb cb, void *ud)
         if (x->params.ti) {
             ev.piece = x->params.ti->num_pieces();
             ev.len = static_cast<size_t>(x->params.ti->piece_length());
+            ev.st.size = static_cast<uint64_t>(x->params.ti->files().file_size(lt::file_index_t(0)));
         }
         if (x->error)
             std::snprintf(ev.msg, sizeof ev.msg, "%s", x->error.message().c_str());

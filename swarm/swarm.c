@@ -364,6 +364,8 @@ static void on_engine_event(void *ud, const swarm_ev_t *ev)
             return;
         }
         t->state = TOR_ACTIVE;
+        if (ev->st.size)
+            t->st.size = ev->st.size;
         if (f) {
             if (f->stripe_count > 1 && ev->piece > f->stripe_index)
                 f->share_total = (size_t)(ev->piece - f->stripe_index - 1) /
@@ -436,11 +438,17 @@ static void on_engine_event(void *ud, const swarm_ev_t *ev)
             swarm__rescue_get_checked(f, ev->piece, 1);
         }
         break;
-    case SWARM_EV_STATE:
+    case SWARM_EV_STATE: {
+        uint64_t size = t->st.size; /* updates carry no torrent file, so no size */
         t->st = ev->st;
+        if (!t->st.size)
+            t->st.size = size;
+        if (t->st.size && t->st.done > t->st.size) /* v2 counts a tail pad */
+            t->st.done = t->st.size;
         if (f)
-            swarm__fetch_on_state(f, &ev->st);
+            swarm__fetch_on_state(f, &t->st);
         break;
+    }
     default:
         break;
     }

@@ -194,6 +194,25 @@ def test_manifest_from_peer():
     assert c.api("POST", "/api/show", {"model": "peerm:v1"}).status == 200
 
 
+def test_busy_holder_is_asked_again():
+    """A holder whose blob arrived behind its back (files copied in, as when
+    an Ollama store is adopted) answers 503 while it hashes it for its
+    torrent; the puller asks again instead of going to the registry."""
+    import shutil
+    x = Daemon("127.0.0.5").start()
+    g = big_gguf(os.path.join(tempdir(), "busy.gguf"), 8 << 20, seed=13)
+    digest = create_model(x, "busy:v1", g)
+    x.stop()
+    a = Daemon("127.0.0.2").start()
+    for sub in ("blobs", "manifests"):
+        shutil.copytree(os.path.join(x.models, sub), os.path.join(a.models, sub), dirs_exist_ok=True)
+    c = Daemon("127.0.0.4", env={"OLLAMAX_PEERS": a.addr}).start()
+    pull_lines(c, "%s/library/busy:v1" % a.addr)
+    assert sha256_file(os.path.join(c.models, "blobs", "sha256-" + digest[7:])) == digest
+    assert swarm_status(c)["bytes_down"] >= 8 << 20, swarm_status(c)
+    assert "using the registry" not in c.log(), c.log()
+
+
 def test_client_gone_cancels_stalled_fetch():
     """Every holder dies, then the client goes: the pull's end cancels its
     swarm fetch at once, long before the fetch's own 30 s idle timeout."""
