@@ -16,6 +16,7 @@
 #include "common/fs.h"
 #include "common/timeutil.h"
 #include "daemon/node.h"
+#include "swarm/swarm.h"
 
 #define CFG_MAX_ENTRIES 64
 
@@ -79,48 +80,6 @@ static const char *cfg_get(const cfg_file_t *f, const char *key)
         if (strcmp(f->keys[i], key) == 0 && *f->vals[i])
             return f->vals[i];
     return NULL;
-}
-
-/* "1000", "10K", "10M", "1G", "1Mi", "100mbit", "10MB/s": bytes per second.
- * K/M/G are powers of 1000, Ki/Mi/Gi of 1024; "bit" units divide by 8. */
-static int parse_rate(const char *s, uint64_t *out)
-{
-    errno = 0;
-    char *end;
-    double v = strtod(s, &end);
-    if (errno || end == s || v < 0)
-        return OX_EINVAL;
-    char unit[16];
-    size_t n = 0;
-    for (const char *p = end; *p && n < sizeof unit - 1; p++)
-        if (!isspace((unsigned char)*p))
-            unit[n++] = (char)tolower((unsigned char)*p);
-    unit[n] = 0;
-    if (n >= 2 && strcmp(unit + n - 2, "/s") == 0)
-        unit[n -= 2] = 0;
-    double mul = 1;
-    const char *u = unit;
-    if (*u == 'k' || *u == 'm' || *u == 'g') {
-        int pow = *u == 'k' ? 1 : *u == 'm' ? 2 : 3;
-        u++;
-        double base = 1000;
-        if (*u == 'i')
-            base = 1024, u++;
-        for (int i = 0; i < pow; i++)
-            mul *= base;
-    }
-    if (*u == 0 || strcmp(u, "b") == 0 || strcmp(u, "byte") == 0 || strcmp(u, "bytes") == 0) {
-        /* bytes */
-    } else if (strcmp(u, "bit") == 0 || strcmp(u, "bps") == 0) {
-        mul /= 8;
-    } else {
-        return OX_EINVAL;
-    }
-    double r = v * mul;
-    if (r > 1.8e19)
-        return OX_EINVAL;
-    *out = (uint64_t)r;
-    return 0;
 }
 
 static int parse_int(const char *s, long min, long max, int *out)
@@ -204,8 +163,9 @@ int node_config_load(node_config_t *cfg, char *err, size_t errlen)
     static const char *rates[] = {"OLLAMAX_MAX_UPLOAD", "OLLAMAX_MAX_DOWNLOAD"};
     uint64_t *rate_out[] = {&cfg->max_upload, &cfg->max_download};
     for (int i = 0; i < 2; i++) {
-        if ((v = cfg_get(&f, rates[i])) && parse_rate(v, rate_out[i]) != 0) {
-            snprintf(err, errlen, "%s: invalid rate %s (bytes/s, e.g. 10M, 512Ki, 100mbit)",
+        if ((v = cfg_get(&f, rates[i])) && swarm_rate_parse(v, rate_out[i]) != 0) {
+            snprintf(err, errlen,
+                     "%s: invalid rate %s (bytes/s, e.g. 10M, 512Ki, 1Ti, 100mbit, unlimited)",
                      rates[i], v);
             rc = OX_EINVAL;
             goto out;

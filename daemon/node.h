@@ -24,7 +24,7 @@ typedef struct node_config {
     int64_t keep_alive_ns;  /* OLLAMA_KEEP_ALIVE, default 5m */
     int num_parallel;       /* OLLAMA_NUM_PARALLEL, default 1 */
     int max_queue;          /* OLLAMA_MAX_QUEUE, default 512 */
-    int swarm_port;         /* OLLAMAX_SWARM_PORT, 0 = API port + 1 */
+    int swarm_port;         /* OLLAMAX_SWARM_PORT, 0 = any free port */
 } node_config_t;
 
 /* Fills cfg from the environment (and $OLLAMAX_HOME/config when present).

@@ -46,11 +46,13 @@ int swarm_rate_parse(const char *s, uint64_t *out)
         return 0;
     }
     if (!isdigit((unsigned char)*s) && *s != '.')
-        return OX_EINVAL; /* also refuses signs */
+        return OX_EINVAL; /* also refuses signs, "nan" and "inf" */
     char *end;
     errno = 0;
     double v = strtod(s, &end);
-    if (errno || end == s || !isfinite(v) || v < 0)
+    /* decimal only: strtod would also take hex ("0x10", "0x1p4") */
+    if (errno || end == s || strspn(s, "0123456789.eE+-") < (size_t)(end - s) || !isfinite(v) ||
+        v < 0)
         return OX_EINVAL;
     while (isspace((unsigned char)*end))
         end++; /* "12 M" as well as "12M" */
@@ -70,10 +72,12 @@ int swarm_rate_parse(const char *s, uint64_t *out)
         unit[n - 2] = 0;
     for (size_t i = 0; i < sizeof units / sizeof *units; i++) {
         if (strcmp(unit, units[i].name) == 0) {
-            double bytes = v * units[i].mult;
-            if (bytes >= 18446744073709551615.0)
+            double bytes = round(v * units[i].mult);
+            if (!(bytes < 18446744073709551616.0)) /* 2^64: does not fit */
                 return OX_EINVAL;
-            *out = (uint64_t)llround(bytes);
+            if (bytes == 0 && v != 0)
+                return OX_EINVAL; /* "0.4", "1bit": under 1 byte/s, not "unlimited" */
+            *out = (uint64_t)bytes;
             return 0;
         }
     }

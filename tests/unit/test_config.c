@@ -48,6 +48,13 @@ static void write_config(const char *text)
     assert_int_equal(ox_fs_write_atomic(path, text, strlen(text)), 0);
 }
 
+static void unlink_config(void)
+{
+    char path[128];
+    snprintf(path, sizeof path, "%s/config", home);
+    unlink(path);
+}
+
 static void test_defaults(void **state)
 {
     (void)state;
@@ -173,6 +180,65 @@ static void test_errors(void **state)
     assert_non_null(strstr(err, "OLLAMA_NUM_PARALLEL"));
 }
 
+/* OLLAMAX_MAX_UPLOAD / OLLAMAX_MAX_DOWNLOAD take swarm_rate_parse's syntax. */
+static void test_rates(void **state)
+{
+    (void)state;
+    struct {
+        const char *val;
+        uint64_t want;
+    } ok[] = {
+        {"unlimited", 0},         {"0", 0},     {"1T", 1000000000000ULL},
+        {"1Ti", 1099511627776ULL}, {"10M", 10000000}, {"8Mbit/s", 1000000},
+    };
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        setenv("OLLAMAX_MAX_UPLOAD", ok[i].val, 1);
+        setenv("OLLAMAX_MAX_DOWNLOAD", ok[i].val, 1);
+        node_config_t c;
+        char err[256] = "";
+        if (node_config_load(&c, err, sizeof err) != 0)
+            fail_msg("rate \"%s\" refused: %s", ok[i].val, err);
+        assert_int_equal(c.max_upload, ok[i].want);
+        assert_int_equal(c.max_download, ok[i].want);
+    }
+    unsetenv("OLLAMAX_MAX_UPLOAD");
+    unsetenv("OLLAMAX_MAX_DOWNLOAD");
+
+    /* an empty value is "not set": the file's value, or unlimited */
+    setenv("OLLAMAX_MAX_UPLOAD", "", 1);
+    node_config_t c;
+    char err[256] = "";
+    assert_int_equal(node_config_load(&c, err, sizeof err), 0);
+    assert_int_equal(c.max_upload, 0);
+    write_config("OLLAMAX_MAX_UPLOAD=2Ti\nOLLAMAX_MAX_DOWNLOAD=\"unlimited\"\n");
+    assert_int_equal(node_config_load(&c, err, sizeof err), 0);
+    assert_int_equal(c.max_upload, 2199023255552ULL);
+    assert_int_equal(c.max_download, 0);
+    unsetenv("OLLAMAX_MAX_UPLOAD");
+    unlink_config();
+
+    const char *bad[] = {"nan", "NaN", "inf", "-inf", "-5", "5X", "0x10", "1e400", "12M x",
+                         "99999999999T", "0.4", "1bit"};
+    const char *var[] = {"OLLAMAX_MAX_UPLOAD", "OLLAMAX_MAX_DOWNLOAD"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        for (size_t j = 0; j < 2; j++) {
+            setenv(var[j], bad[i], 1);
+            char e[256] = "";
+            if (node_config_load(&c, e, sizeof e) != OX_EINVAL)
+                fail_msg("%s=\"%s\" accepted", var[j], bad[i]);
+            assert_non_null(strstr(e, var[j]));
+            assert_non_null(strstr(e, bad[i]));
+            assert_null(strchr(e, '\n'));
+            unsetenv(var[j]);
+        }
+    }
+    /* the same refusal for a value from the file */
+    write_config("OLLAMAX_MAX_DOWNLOAD=nan\n");
+    err[0] = 0;
+    assert_int_equal(node_config_load(&c, err, sizeof err), OX_EINVAL);
+    assert_non_null(strstr(err, "OLLAMAX_MAX_DOWNLOAD"));
+}
+
 static void test_host_parse(void **state)
 {
     (void)state;
@@ -221,6 +287,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_env, setup, teardown),
         cmocka_unit_test_setup_teardown(test_file_and_precedence, setup, teardown),
         cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rates, setup, teardown),
         cmocka_unit_test(test_host_parse),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -160,6 +160,14 @@ static void test_rate_parse(void **state)
         {"unlimited", 0, 0},        {"-5", OX_EINVAL, 0},    {"12Q", OX_EINVAL, 0},
         {"abc", OX_EINVAL, 0},      {"1e400", OX_EINVAL, 0}, {"12M x", OX_EINVAL, 0},
         {"99999999999T", OX_EINVAL, 0}, {"5/s/s", OX_EINVAL, 0},
+        {"1T", 0, 1000000000000},   {"1Ti", 0, 1099511627776}, {"2TiB/s", 0, 2199023255552},
+        {"UNLIMITED", 0, 0},        {" 12M ", 0, 12000000},  {"0.6", 0, 1},
+        {"1e19", 0, 10000000000000000000u}, {"10000000T", 0, 10000000000000000000u},
+        {"nan", OX_EINVAL, 0},      {"NaN", OX_EINVAL, 0},   {"inf", OX_EINVAL, 0},
+        {"infinity", OX_EINVAL, 0}, {"+5", OX_EINVAL, 0},    {"-0", OX_EINVAL, 0},
+        {".", OX_EINVAL, 0},        {"5X", OX_EINVAL, 0},    {"0x10", OX_EINVAL, 0},
+        {"0x1p4", OX_EINVAL, 0},    {"1e-400", OX_EINVAL, 0}, {"18446744073709551616", OX_EINVAL, 0},
+        {"0.4", OX_EINVAL, 0},      {"1bit", OX_EINVAL, 0},  {"12M/s x", OX_EINVAL, 0},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         uint64_t v = 777;
@@ -395,6 +403,10 @@ static void test_fetch_from_two_seeders(void **state)
                                        on_progress, on_done, &fc, &f), OX_EINVAL);
     assert_int_equal(swarm_fetch_start(nodes[0].sw, digest, ta, la, peers, 2, NULL, on_progress,
                                        on_done, &fc, &f), OX_EEXIST);
+    /* a torrent whose size is not the manifest's */
+    swarm_fetch_opts_t wrong = {.size = 12345};
+    assert_int_equal(swarm_fetch_start(nodes[2].sw, digest, ta, la, peers, 2, &wrong, on_progress,
+                                       on_done, &fc, &f), OX_EINVAL);
 
     int64_t t0 = ox_time_mono_ns();
     assert_int_equal(swarm_fetch_start(nodes[2].sw, digest, ta, la, peers, 2, NULL, on_progress,
