@@ -13,6 +13,7 @@
  * Every receiver that shares OLLAMAX_PEERS derives the same stripe list; a
  * candidate that is not really fetching only costs priority, never
  * completion. */
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -187,6 +188,10 @@ static void probes_done(pull_swarm_t *ps)
     if (rc == OX_EEXIST) {
         pull_unref(pl);
         blob_committed(pl);
+    } else if (rc == OX_ETOOBIG) {
+        pull_unref(pl);
+        pull_fail(pl, "pull model blob %.19s: no space left on device for %" PRIu64 " bytes",
+                  ps->digest, pl->blobs[pl->cur].size);
     } else if (rc != 0) {
         pull_unref(pl);
         OX_WARN("pull: cannot start a swarm fetch of %.19s: %s", ps->digest, ox_strerror(rc));

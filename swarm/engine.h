@@ -69,6 +69,8 @@ enum {
     SWARM_ADD_SEED = 1,     /* the file is complete (the store checked it) */
     SWARM_ADD_VERIFY = 2,   /* with SEED: hash the file before seeding */
     SWARM_ADD_INORDER = 4,  /* download pieces in file order (priorities first) */
+    SWARM_ADD_FRESH = 8,    /* not SEED: the file was just made and holds
+                             * nothing, so the engine need not look at it */
 };
 
 /* A striped fetcher's priority (1..7) for piece p of np, its share being

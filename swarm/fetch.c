@@ -2,7 +2,9 @@
  * cas_blob_adopt (whole-file sha256, fsync, rename into blobs/) in the work
  * pool while the torrent keeps serving the staged file, then the same
  * torrent seeds from blobs/. Moves are checked against fetch_moves. */
+#include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -473,6 +475,33 @@ static int api_addr_ok(const char *a)
     return strspn(a, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:[]") == n;
 }
 
+/* A new fetch's staged file is allocated whole before the first byte comes
+ * (fallocate: extents only, nothing written), so that a disk that cannot
+ * hold the blob says so now instead of after most of a download, and the
+ * engine's scattered piece writes land in one allocation. (Its CPU cost was
+ * measured as the same either way: loopback 1 GiB, 4 runs each.)
+ * Only a file that did not exist: one left by an earlier run without resume
+ * data is the engine's to check. *fresh gets SWARM_ADD_FRESH when the file
+ * was made here (so holds nothing the engine must look at). OX_ETOOBIG when
+ * the space is not there; a file system without fallocate just goes on. */
+static int stage_reserve(const char *path, uint64_t size, unsigned *fresh)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return 0;
+    int rc = 0;
+    if (fallocate(fd, 0, 0, (off_t)size) == 0) {
+        *fresh = SWARM_ADD_FRESH;
+    } else if (errno == ENOSPC || errno == EFBIG) {
+        OX_WARN("swarm: no room for %" PRIu64 " bytes at %s", size, path);
+        rc = OX_ETOOBIG;
+    }
+    close(fd);
+    if (rc)
+        unlink(path);
+    return rc;
+}
+
 int swarm_fetch_start(swarm_t *s, const char *digest_in, const void *torrent, size_t len,
                       const char *const *peers, size_t n_peers, const swarm_fetch_opts_t *opts,
                       swarm_progress_cb progress, swarm_done_cb done, void *ud,
@@ -558,6 +587,9 @@ int swarm_fetch_start(swarm_t *s, const char *digest_in, const void *torrent, si
     rc = ox_fs_mkdir_p(f->stage_dir, 0755);
     if (!rc && ox_fs_read_all(f->resume_path, 16u << 20, &resume, &rlen) != 0)
         rlen = 0;
+    unsigned fresh = 0;
+    if (!rc && !rlen)
+        rc = stage_reserve(f->stage_file, size, &fresh);
     if (!rc && n_co)
         swarm__stripe_classify(s, f); /* before any connection of the torrent */
     swarm_tor_t *t = rc ? NULL : swarm__tor_new(s, digest, TOR_FETCH, TOR_ADDING);
@@ -569,7 +601,7 @@ int swarm_fetch_start(swarm_t *s, const char *digest_in, const void *torrent, si
          * striped fetch keeps the engine's rarest-first order (in order, the
          * fan-out bench took 16.5-17.1 s against 14.0-14.9 s) */
         swarm_add_t a = {.torrent = torrent, .len = len, .save_path = f->stage_dir,
-                         .flags = f->stripe_count > 1 ? 0 : SWARM_ADD_INORDER,
+                         .flags = (f->stripe_count > 1 ? 0 : SWARM_ADD_INORDER) | fresh,
                          .resume = resume, .rlen = rlen, .stripe_index = f->stripe_index,
                          .stripe_count = f->stripe_count};
         rc = s->ops->add(s->eng, &a, err, sizeof err);
@@ -579,7 +611,7 @@ int swarm_fetch_start(swarm_t *s, const char *digest_in, const void *torrent, si
         if (t)
             swarm__tor_free(s, t);
         fetch_free(f);
-        return rc == OX_ENOMEM ? rc : OX_EINVAL;
+        return rc == OX_ENOMEM || rc == OX_ETOOBIG ? rc : OX_EINVAL;
     }
     memcpy(t->ih, ih, 32);
     t->fetch = f;

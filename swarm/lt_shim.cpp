@@ -301,6 +301,8 @@ int eng_add(void *p, const swarm_add_t *a, char *err, size_t errlen)
                     t[(long)i] = lt::sha256_hash(reinterpret_cast<const char *>(a->tree + 32 * i));
             }
         }
+        if (a->flags & SWARM_ADD_FRESH) // allocated, but not data to check
+            atp.flags |= lt::torrent_flags::no_verify_files;
         if (a->flags & SWARM_ADD_INORDER)
             atp.flags |= lt::torrent_flags::sequential_download;
         if (a->prio && a->n_prio) {

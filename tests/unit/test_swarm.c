@@ -11,7 +11,9 @@
 #include <ftw.h>
 #include <sys/stat.h>
 #include <jansson.h>
+#include <signal.h>
 #include <stdio.h>
+#include <sys/resource.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -403,6 +405,18 @@ static void test_fetch_from_two_seeders(void **state)
                                        on_progress, on_done, &fc, &f), OX_EINVAL);
     assert_int_equal(swarm_fetch_start(nodes[0].sw, digest, ta, la, peers, 2, NULL, on_progress,
                                        on_done, &fc, &f), OX_EEXIST);
+    /* no room for the blob (a file size limit stands in for a full disk):
+     * refused before a byte is staged */
+    struct rlimit rl0, rl;
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &rl0), 0);
+    rl = rl0;
+    rl.rlim_cur = 1 << 20;
+    signal(SIGXFSZ, SIG_IGN);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &rl), 0);
+    int full = swarm_fetch_start(nodes[2].sw, digest, ta, la, peers, 2, NULL, on_progress, on_done,
+                                 &fc, &f);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &rl0), 0);
+    assert_int_equal(full, OX_ETOOBIG);
     /* a torrent whose size is not the manifest's */
     swarm_fetch_opts_t wrong = {.size = 12345};
     assert_int_equal(swarm_fetch_start(nodes[2].sw, digest, ta, la, peers, 2, &wrong, on_progress,
