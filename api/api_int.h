@@ -88,6 +88,7 @@ typedef struct api_model {
     json_t *params;          /* object, NULL if none */
     json_t *license;         /* array of strings, NULL if none */
     json_t *messages;        /* array, NULL if none */
+    size_t n_adapters;       /* adapter (LoRA) layers */
 } api_model_t;
 
 /* Loads name from the store. OX_ENOTFOUND when the manifest is absent, other

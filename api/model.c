@@ -122,6 +122,8 @@ int api_model_load(cas_t *cas, const cas_name_t *name, api_model_t *out, char *e
                 json_array_append_new(out->license, json_stringn_nocheck(t, strlen(t)));
                 free(t);
             }
+        } else if (strcmp(kind, "adapter") == 0) {
+            out->n_adapters++;
         } else if (strcmp(kind, "messages") == 0) {
             json_decref(out->messages);
             out->messages = NULL;

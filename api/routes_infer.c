@@ -150,6 +150,11 @@ static void run_load(api_job_t *job)
         api_job_set_err(job, 500, "%s", err[0] ? err : ox_strerror(rc));
     } else if (!u->m.model_path[0]) {
         api_job_set_err(job, 400, "'%s' has no model layer", u->c->model);
+    } else if (u->m.n_adapters) {
+        /* answering without the adapter would look right and be wrong */
+        api_job_set_err(job, 400,
+                        "'%s' has an adapter (LoRA) layer, which the built-in engine does not "
+                        "apply yet", u->c->model);
     }
 }
 

@@ -26,7 +26,7 @@ enum swarm_ev_type {
                             * len = its piece length, st.size its file's */
     SWARM_EV_ADD_FAILED,   /* ih, msg */
     SWARM_EV_CHECKED,      /* ih: files checked (resume / verify) */
-    SWARM_EV_FINISHED,     /* ih, st: every wanted piece passed its hash */
+    SWARM_EV_FINISHED,     /* ih: every wanted piece passed its hash */
     SWARM_EV_REMOVED,      /* ih */
     SWARM_EV_HASH_FAILED,  /* ih, piece */
     SWARM_EV_PEER_BANNED,  /* ih, peer */

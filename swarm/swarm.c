@@ -388,8 +388,6 @@ static void on_engine_event(void *ud, const swarm_ev_t *ev)
         swarm__tor_free(s, t);
         break;
     case SWARM_EV_FINISHED:
-        if (ev->st.size)
-            t->st = ev->st;
         /* the event carries no counts: fresh ones (and the session's) land
          * before the commit's fsync and rename are through */
         s->ops->post_updates(s->eng);

@@ -147,7 +147,8 @@ def test_raw_mode_and_template_override():
     assert r.json() == {"error": '"tiny" does not support insert'}, r
     fim = gen(d, {"model": "tiny", "prompt": "def f(", "suffix": "return 1", "stream": False,
                   "template": "<PRE>{{ .Prompt }}<SUF>{{ .Suffix }}<MID>",
-                  "options": {"num_predict": 2}}).json()
+                  # greedy: a sampled end token would stop it short
+                  "options": {"num_predict": 2, "temperature": 0}}).json()
     assert fim["prompt_eval_count"] > over["prompt_eval_count"] and fim["eval_count"] == 2, fim
     assert "error" in r.json()
 
@@ -186,8 +187,9 @@ def test_load_unload_keep_alive_and_ps():
     assert [m["name"] for m in d.api("GET", "/api/ps").json()["models"]] == ["tiny:latest", "other:latest"]
     gen(d, {"model": "other", "prompt": "", "keep_alive": "30m"})
     assert [m["name"] for m in d.api("GET", "/api/ps").json()["models"]] == ["other:latest", "tiny:latest"]
-    o = gen(d, {"model": "other", "prompt": "hello", "stream": False, "options": {"num_predict": 2}}).json()
-    assert o["eval_count"] == 2, o
+    o = gen(d, {"model": "other", "prompt": "hello", "stream": False,
+                "options": {"num_predict": 2, "temperature": 0}}).json()
+    assert o["eval_count"] == 2, o  # greedy: a sampled end token would stop it short
     r = gen(d, {"model": "tiny", "prompt": "", "keep_alive": "soon"}, 400)
     assert "keep_alive" in r.json()["error"], r
 
@@ -364,8 +366,8 @@ def test_client_disconnect_stops_generation():
         got += s.recv(4096)
     s.close()
     wait_for(lambda: "cancelled after" in d.log(), 20, "cancel in the log")
-    o = gen(d, {"model": "tiny", "prompt": "hi", "stream": False, "options": {"num_predict": 2,
-                                                                              "num_ctx": 8192}}).json()
+    o = gen(d, {"model": "tiny", "prompt": "hi", "stream": False,
+                "options": {"num_predict": 2, "num_ctx": 8192, "temperature": 0}}).json()
     assert o["done"] is True and o["eval_count"] == 2, o
 
 
@@ -377,7 +379,7 @@ def test_context_overflow_truncates():
                                     "options": {"num_predict": 3, "num_ctx": 256}}).json()
     assert o["done"] is True and 0 < o["prompt_eval_count"] < 256, o
     o = gen(d, {"model": "tiny", "prompt": long_text * 3, "stream": False,
-                "options": {"num_predict": 3, "num_ctx": 256}}).json()
+                "options": {"num_predict": 3, "num_ctx": 256, "temperature": 0}}).json()
     assert o["done"] is True and 0 < o["prompt_eval_count"] < 256 and o["eval_count"] == 3, o
 
 
@@ -413,24 +415,37 @@ def test_queue_limit_503():
                     gguf_args=("--seed", 6, "--ctx", 8192))
     opts = {"num_ctx": 8192}
     prompt = long_greedy_prompt(d, 300, opts)
-    results = []
-    barrier = threading.Barrier(5)
 
-    def one():
-        barrier.wait()
-        r = request(d.ip, d.port, "POST", "/api/generate",
-                    {"model": "tiny", "prompt": prompt, "stream": False,
-                     "options": dict(opts, num_predict=300, temperature=0)}, timeout=300)
-        results.append(r)
+    def burst():
+        results = []
+        barrier = threading.Barrier(5)
 
-    ts = [threading.Thread(target=one) for _ in range(5)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join()
-    busy = [r for r in results if r.status == 503]
-    ok = [r for r in results if r.status == 200]
-    # one runs, one waits, the rest are refused
+        def one():
+            barrier.wait()
+            r = request(d.ip, d.port, "POST", "/api/generate",
+                        {"model": "tiny", "prompt": prompt, "stream": False,
+                         "options": dict(opts, num_predict=300, temperature=0)}, timeout=300)
+            results.append(r)
+
+        ts = [threading.Thread(target=one) for _ in range(5)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        return results
+
+    # one runs, one waits, the rest are refused. The five arrive together,
+    # but a loaded machine may hold one back until the first answer is done:
+    # then more than two are served, so a burst is tried up to three times.
+    # A queue that refused nothing, or let through more than one waiter,
+    # fails every time.
+    for attempt in range(3):
+        results = burst()
+        assert all(r.status in (200, 503) for r in results), [(r.status, r.body[:200]) for r in results]
+        busy = [r for r in results if r.status == 503]
+        ok = [r for r in results if r.status == 200]
+        if len(ok) == 2:
+            break
     assert len(ok) == 2 and len(busy) == 3, [(r.status, r.body[:200]) for r in results]
     assert busy[0].json() == {"error": "server busy, please try again.  maximum pending requests exceeded"}
     assert all(r.json()["eval_count"] == 300 for r in ok)

@@ -172,6 +172,11 @@ def test_create_with_adapter():
     names = sorted(m["name"] for m in d.api("GET", "/api/tags").json()["models"])
     assert names == ["fromlora:latest", "withlora:latest"], names
 
+    # the engine cannot apply an adapter: generation says so instead of
+    # answering as if the adapter were not there
+    r = d.api("POST", "/api/generate", {"model": "withlora", "prompt": "hi", "stream": False})
+    assert r.status == 400 and "adapter" in r.json()["error"], r
+
 
 def test_unreadable_manifest_keeps_its_blobs():
     d = Daemon("127.0.0.2").start()

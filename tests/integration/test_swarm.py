@@ -66,6 +66,21 @@ def test_pull_from_two_seeders():
     assert "swarm from" in c.log() or "through the swarm" in c.log(), c.log()
 
 
+def test_holder_found_by_the_swarm():
+    """C knows only A, yet B, which holds the blob too, sends part of it: the
+    swarm finds B by itself (B announced it on the private DHT that A
+    bootstraps, and A's peer exchange names it). A's upload is capped so
+    that B has time to be found."""
+    a, b, digest = seeded_pair(cap="2M")
+    up_b0 = swarm_status(b)["bytes_up"]
+    c = Daemon("127.0.0.4", env={"OLLAMAX_PEERS": a.addr}).start()
+    pull_lines(c, "%s/library/big:v1" % a.addr)
+    assert sha256_file(os.path.join(c.models, "blobs", "sha256-" + digest[7:])) == digest
+    up_b = swarm_status(b)["bytes_up"] - up_b0
+    assert up_b > (1 << 20), up_b
+    print("B, found without being named, sent %d of %d bytes" % (up_b, SIZE))
+
+
 def test_deleted_model_stops_seeding():
     a, b, digest = seeded_pair()
     assert torrent_of(swarm_status(b), digest), swarm_status(b)
