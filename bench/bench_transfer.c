@@ -40,6 +40,7 @@ typedef struct topo {
     char br[32];
     char ctl[32];                 /* root-side control veth */
     int made;                     /* namespaces created so far */
+    int pid;                      /* in every name, so runs do not collide */
 } topo_t;
 
 typedef struct run {
@@ -73,6 +74,11 @@ static void topo_destroy(topo_t *t)
     if (!t->shaped)
         return;
     sh("ip link del %s", t->ctl);
+    /* a veth whose set-up failed before it moved into a namespace is still
+     * here (deleting one end removes the pair; one that moved is gone) */
+    for (int i = 0; i < t->made; i++)
+        sh("ip link del oxv%dh%d", t->pid, i);
+    sh("ip link del oxv%dk", t->pid);
     for (int i = 0; i < t->made; i++)
         sh("ip netns del %s", t->ns[i]);
     sh("ip netns del %s", t->br);
@@ -86,6 +92,7 @@ static int topo_create(topo_t *t)
             snprintf(t->ip[i], sizeof t->ip[i], "127.0.0.%d", 10 + i);
         return 0;
     }
+    t->pid = pid;
     t->subnet = 20 + pid % 200;
     snprintf(t->br, sizeof t->br, "oxb%dbr", pid);
     snprintf(t->ctl, sizeof t->ctl, "oxv%dc", pid);

@@ -12,19 +12,28 @@
 
 #include "api_fixture.h"
 
+/* Uploads the bytes in g as a blob (201) and frees them; d gets the digest,
+ * the result is their size. */
+static size_t put_buf(fx_t *f, ox_buf_t *g, char d[80])
+{
+    fx_digest(g->data, g->len, d);
+    char path[256];
+    snprintf(path, sizeof path, "/api/blobs/%s", d);
+    resp_t r;
+    fx_request(f, "POST", path, g->data, g->len, NULL, &r);
+    assert_int_equal(r.status, 201);
+    resp_free(&r);
+    size_t n = g->len;
+    ox_buf_free(g);
+    return n;
+}
+
 /* Uploads a GGUF and returns its digest. */
 static void put_gguf(fx_t *f, int embedding, char d[80])
 {
     ox_buf_t g = OX_BUF_INIT;
     fx_make_gguf(&g, embedding);
-    fx_digest(g.data, g.len, d);
-    char path[256];
-    snprintf(path, sizeof path, "/api/blobs/%s", d);
-    resp_t r;
-    fx_request(f, "POST", path, g.data, g.len, NULL, &r);
-    assert_int_equal(r.status, 201);
-    resp_free(&r);
-    ox_buf_free(&g);
+    put_buf(f, &g, d);
 }
 
 /* A LoRA adapter GGUF as llama.cpp's convert_lora_to_gguf.py writes one
@@ -57,16 +66,7 @@ static size_t put_adapter(fx_t *f, char d[80])
 {
     ox_buf_t g = OX_BUF_INIT;
     make_adapter(&g);
-    fx_digest(g.data, g.len, d);
-    char path[256];
-    snprintf(path, sizeof path, "/api/blobs/%s", d);
-    resp_t r;
-    fx_request(f, "POST", path, g.data, g.len, NULL, &r);
-    assert_int_equal(r.status, 201);
-    resp_free(&r);
-    size_t n = g.len;
-    ox_buf_free(&g);
-    return n;
+    return put_buf(f, &g, d);
 }
 
 /* Files in the store's blobs/ directory. */
