@@ -81,6 +81,32 @@ def test_holder_found_by_the_swarm():
     print("B, found without being named, sent %d of %d bytes" % (up_b, SIZE))
 
 
+def test_rate_caps_hold():
+    """OLLAMAX_MAX_UPLOAD on the holder, then OLLAMAX_MAX_DOWNLOAD on the
+    puller: the blob cannot come faster than the cap (a lower bound on time,
+    which a slow machine only makes easier), and it comes through the swarm."""
+    cap = 4_000_000
+    a = Daemon("127.0.0.2", env={"OLLAMAX_MAX_UPLOAD": str(cap)}).start()
+    g = big_gguf(os.path.join(tempdir(), "cap.gguf"), SIZE, seed=17)
+    digest = create_model(a, "cap:v1", g)
+    name = "%s/library/cap:v1" % a.addr
+    for who, env, holder in (("upload", {}, a), ("download", {"OLLAMAX_MAX_DOWNLOAD": "4M"}, None)):
+        if holder is None:  # an uncapped holder this time
+            holder = Daemon("127.0.0.5").start()
+            create_model(holder, "cap:v1", g)
+            name = "%s/library/cap:v1" % holder.addr
+        c = Daemon("127.0.0.4", env=dict(env, OLLAMAX_PEERS=holder.addr)).start()
+        t0 = time.time()
+        pull_lines(c, name)
+        took = time.time() - t0
+        assert sha256_file(os.path.join(c.models, "blobs", "sha256-" + digest[7:])) == digest
+        assert swarm_status(c)["bytes_down"] >= SIZE, swarm_status(c)
+        # the engine lets a burst of a second or so through
+        assert took > 0.7 * SIZE / cap, (who, took)
+        print("%s cap %d B/s: %d bytes in %.1f s" % (who, cap, SIZE, took))
+        c.stop()
+
+
 def test_deleted_model_stops_seeding():
     a, b, digest = seeded_pair()
     assert torrent_of(swarm_status(b), digest), swarm_status(b)
