@@ -284,6 +284,11 @@ static void on_manifest_done(curluv_req_t *r, int result, void *ud)
             manifest_next_source(pl, err);
             return;
         }
+        const char *nid = curluv_req_header(r, "X-Ollamax-Node");
+        if (nid && *nid && strcmp(nid, pl->node->id) == 0) {
+            manifest_next_source(pl, "this node");
+            return;
+        }
         if (cas_manifest_parse(pl->body.data, pl->body.len, &mf, err, sizeof err) != 0) {
             manifest_next_source(pl, err);
             return;

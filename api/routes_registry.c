@@ -119,6 +119,8 @@ static void done_manifest(api_job_t *job)
     snprintf(dig, sizeof dig, "sha256:%s", hex);
     http_resp_header(req, "Docker-Content-Digest", dig);
     http_resp_header(req, "Docker-Distribution-API-Version", "registry/2.0");
+    if (job->node->id[0])
+        http_resp_header(req, "X-Ollamax-Node", job->node->id);
     http_respond(req, 200, CT_MANIFEST, json_string_value(m), json_string_length(m));
 }
 

@@ -5,11 +5,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
 
 #include "api/api.h"
 #include "common/err.h"
 #include "common/fs.h"
 #include "common/log.h"
+#include "common/sha256.h"
 #include "common/timeutil.h"
 #include "daemon/node_swarm.h"
 #include "daemon/serve.h"
@@ -144,6 +147,13 @@ int node_start(node_t *node, char *err, size_t errlen)
     node->swarm = NULL;
     node->runner = NULL;
     node->started_ns = ox_time_now_ns();
+    uint8_t rnd[16];
+    if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) {
+        uint64_t t = (uint64_t)node->started_ns ^ ((uint64_t)getpid() << 32);
+        for (size_t i = 0; i < sizeof rnd; i++)
+            rnd[i] = (uint8_t)(t >> (8 * (i % 8))) ^ (uint8_t)i;
+    }
+    ox_hex_encode(rnd, sizeof rnd, node->id);
     char tmp[1100];
     int rc = ox_fs_mkdir_p(node->cfg.home, 0755);
     if (rc == 0)

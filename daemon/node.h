@@ -48,6 +48,10 @@ typedef struct node {
     void *swarm_intro;      /* daemon/node_swarm.c: peer introductions */
     struct runner *runner;
     int64_t started_ns;
+    /* Random at each start, sent with the manifests this node serves
+     * (X-Ollamax-Node): a "peer" that answers with it is this node under
+     * another address (one OLLAMAX_PEERS list shared by every node). */
+    char id[33];
 } node_t;
 
 #endif

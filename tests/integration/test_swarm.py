@@ -235,6 +235,24 @@ def test_manifest_from_peer():
     assert c.api("POST", "/api/show", {"model": "peerm:v1"}).status == 200
 
 
+def test_manifest_not_from_this_node():
+    """One OLLAMAX_PEERS list shared by every node names this node too, under
+    an address it does not listen on by name (it listens on all of them): a
+    re-pull must not take this node's own, older copy of the tag for a
+    peer's."""
+    a = Daemon("127.0.0.2").start()
+    create_model(a, "again:v1", big_gguf(os.path.join(tempdir(), "new.gguf"), 2 << 20, seed=21))
+    c = Daemon("0.0.0.0")
+    c.env["OLLAMAX_PEERS"] = "127.0.0.1:%d,%s" % (c.port, a.addr)
+    c.start()
+    create_model(c, "again:v1", big_gguf(os.path.join(tempdir(), "old.gguf"), 2 << 20, seed=22))
+    pull_lines(c, "again:v1")
+    rel = os.path.join("manifests", "registry.ollama.ai", "library", "again", "v1")
+    with open(os.path.join(a.models, rel), "rb") as fa, open(os.path.join(c.models, rel), "rb") as fc:
+        assert fa.read() == fc.read()
+    assert "manifest of again:v1 from peer %s" % a.addr in c.log(), c.log()
+
+
 def test_busy_holder_is_asked_again():
     """A holder whose blob arrived behind its back (files copied in, as when
     an Ollama store is adopted) answers 503 while it hashes it for its
