@@ -243,11 +243,19 @@ static void fetch_manifest(pull_t *pl);
  * (its blobs through the swarm, the small ones from its /v2), and the
  * registry is asked only when no peer has the tag. Only for names of the
  * default registry, which a peer's /v2 serves by ns/model:tag alone; never
- * ourselves (a re-pull must not find its own copy). */
+ * ourselves (a re-pull must not find its own copy). A tag this node holds
+ * already is being updated: the registry first then, and the peers only
+ * when it cannot answer (unreachable, or a model made inside the cluster).
+ * The look-up is one small file read on the loop. */
 static void manifest_peers_init(pull_t *pl)
 {
     if (strcasecmp(pl->name.host, CAS_DEFAULT_HOST) != 0)
         return;
+    char *json = NULL;
+    size_t len;
+    if (cas_manifest_read(pl->node->cas, &pl->name, &json, &len, NULL, NULL, NULL) == 0)
+        pl->mf_reg_first = 1;
+    free(json);
     char all[32][360];
     size_t n = pull_peer_apis(pl->node, all, 0, 32);
     char self[300];
@@ -258,14 +266,46 @@ static void manifest_peers_init(pull_t *pl)
             memcpy(pl->mf_peers[pl->n_mf_peers++], all[i], sizeof all[i]);
 }
 
-/* A peer that could not give the manifest: the next one, then the registry.
- * Returns 1 when the pull moved on. */
-static int manifest_next_source(pull_t *pl, const char *why)
+/* Whether the manifest request in flight (or next) goes to a peer. */
+static int manifest_from_peer(const pull_t *pl)
 {
-    if (pl->mf_try >= pl->n_mf_peers)
-        return 0;
+    return pl->mf_try < pl->n_mf_peers && (!pl->mf_reg_first || pl->mf_reg_done);
+}
+
+/* A peer that could not give the manifest: the next one, then the registry
+ * (or, when the registry was asked first, its answer). */
+static void manifest_next_source(pull_t *pl, const char *why)
+{
     OX_DEBUG("pull: manifest not from peer %s: %s", pl->mf_peers[pl->mf_try], why);
     pl->mf_try++;
+    if (pl->mf_try >= pl->n_mf_peers && pl->mf_reg_first) {
+        pull_fail(pl, "%s", pl->mf_err);
+        return;
+    }
+    fetch_manifest(pl);
+}
+
+/* The registry, asked first for a tag held here, did not give it: the error
+ * it would end the pull with is kept, and the peers are asked. */
+static int manifest_registry_failed(pull_t *pl, curluv_req_t *r, int result, long st)
+{
+    if (!pl->mf_reg_first || pl->mf_reg_done || !pl->n_mf_peers || (result == 0 && st == 200) ||
+        (result == 0 && st == 401 && !pl->auth_tried))
+        return 0;
+    if (result == OX_ETOOBIG)
+        snprintf(pl->mf_err, sizeof pl->mf_err,
+                 "pull model manifest: manifest larger than %u bytes", MANIFEST_MAX);
+    else if (result != 0)
+        snprintf(pl->mf_err, sizeof pl->mf_err, "pull model manifest: %s",
+                 *curluv_req_error(r) ? curluv_req_error(r) : ox_strerror(result));
+    else if (st == 404)
+        snprintf(pl->mf_err, sizeof pl->mf_err, "pull model manifest: file does not exist");
+    else
+        snprintf(pl->mf_err, sizeof pl->mf_err, "pull model manifest: %ld %s", st,
+                 http_status_text((int)st));
+    OX_INFO("pull: registry could not give %s:%s (%s), asking the peers", pl->name.model,
+            pl->name.tag, pl->mf_err);
+    pl->mf_reg_done = 1;
     fetch_manifest(pl);
     return 1;
 }
@@ -276,7 +316,7 @@ static void on_manifest_done(curluv_req_t *r, int result, void *ud)
     if (pl->finished)
         return;
     long st = curluv_req_status(r);
-    if (pl->mf_try < pl->n_mf_peers) {
+    if (manifest_from_peer(pl)) {
         char err[256];
         cas_manifest_t mf;
         if (result != 0 || st != 200) {
@@ -303,6 +343,9 @@ static void on_manifest_done(curluv_req_t *r, int result, void *ud)
         OX_INFO("pull: manifest of %s:%s from peer %s", pl->name.model, pl->name.tag,
                 pl->mf_peers[pl->mf_try]);
         pl->mf_try = pl->n_mf_peers;
+        pl->mf_reg_first = 0;
+    } else if (manifest_registry_failed(pl, r, result, st)) {
+        return;
     }
     if (result == OX_ETOOBIG) {
         /* on_body_data refused it: curl's own text ("Failure writing
@@ -357,7 +400,7 @@ static void on_manifest_done(curluv_req_t *r, int result, void *ud)
 static void fetch_manifest(pull_t *pl)
 {
     char url[1400];
-    int peer = pl->mf_try < pl->n_mf_peers;
+    int peer = manifest_from_peer(pl);
     if (peer)
         snprintf(url, sizeof(url), "http://%s/v2/%s/%s/manifests/%s", pl->mf_peers[pl->mf_try],
                  pl->name.ns, pl->name.model, pl->name.tag);
@@ -490,7 +533,13 @@ void api_route_pull(node_t *node, http_req_t *req)
     pl->tick.data = pl;
     pl->wait.data = pl;
     http_req_on_close(req, on_client_gone, pl);
-    if (pull_base_url(&pl->name, pl->insecure, pl->base, sizeof(pl->base)) != 0) {
+    int based;
+    if (strcasecmp(pl->name.host, CAS_DEFAULT_HOST) == 0 && node->cfg.registry[0])
+        based = snprintf(pl->base, sizeof pl->base, "%s/v2/%s/%s/", node->cfg.registry,
+                         pl->name.ns, pl->name.model) < (int)sizeof pl->base ? 0 : OX_ETOOBIG;
+    else
+        based = pull_base_url(&pl->name, pl->insecure, pl->base, sizeof(pl->base));
+    if (based != 0) {
         pull_fail(pl, "invalid model name");
         return;
     }

@@ -39,6 +39,9 @@ struct pull {
     char mf_peers[8][360];
     size_t n_mf_peers;
     size_t mf_try;          /* == n_mf_peers: the registry's turn */
+    int mf_reg_first;       /* the tag is here: the registry first (an update) */
+    int mf_reg_done;        /* ... and it could not give it (mf_err says why) */
+    char mf_err[300];
     char *token;            /* bearer token or NULL */
     int auth_tried;
     curluv_t *cu;

@@ -159,6 +159,22 @@ int node_config_load(node_config_t *cfg, char *err, size_t errlen)
         snprintf(cfg->origins, sizeof cfg->origins, "%s", v);
     if ((v = cfg_get(&f, "OLLAMAX_PEERS")))
         snprintf(cfg->peers, sizeof cfg->peers, "%s", v);
+    if ((v = cfg_get(&f, "OLLAMAX_REGISTRY"))) {
+        size_t n = strlen(v), host = strncmp(v, "http://", 7) == 0    ? 7
+                                     : strncmp(v, "https://", 8) == 0 ? 8
+                                                                      : 0;
+        while (n > host && v[n - 1] == '/')
+            n--;
+        int path = 0;
+        for (size_t i = host; i < n; i++)
+            path |= v[i] == '/';
+        if (!host || n == host || path || n >= sizeof cfg->registry) {
+            snprintf(err, errlen, "OLLAMAX_REGISTRY: %s is not an http(s)://host[:port] URL", v);
+            rc = OX_EINVAL;
+            goto out;
+        }
+        snprintf(cfg->registry, sizeof cfg->registry, "%.*s", (int)n, v);
+    }
 
     static const char *rates[] = {"OLLAMAX_MAX_UPLOAD", "OLLAMAX_MAX_DOWNLOAD"};
     uint64_t *rate_out[] = {&cfg->max_upload, &cfg->max_download};

@@ -19,6 +19,8 @@ typedef struct node_config {
     int port;               /* default 11434 */
     char origins[1024];     /* OLLAMA_ORIGINS, comma-separated extra CORS origins */
     char peers[4096];       /* OLLAMAX_PEERS, comma-separated API addresses */
+    char registry[512];     /* OLLAMAX_REGISTRY: "scheme://host[:port]" standing in
+                             * for https://registry.ollama.ai (a mirror); "" = it */
     uint64_t max_upload;    /* bytes/s, 0 = unlimited (OLLAMAX_MAX_UPLOAD) */
     uint64_t max_download;  /* bytes/s, 0 = unlimited (OLLAMAX_MAX_DOWNLOAD) */
     int64_t keep_alive_ns;  /* OLLAMA_KEEP_ALIVE, default 5m */

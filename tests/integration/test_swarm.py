@@ -221,7 +221,7 @@ def test_manifest_from_peer():
     a = Daemon("127.0.0.2").start()
     g = big_gguf(os.path.join(tempdir(), "p.gguf"), 4 << 20, seed=11)
     digest = create_model(a, "peerm:v1", g)
-    c = Daemon("127.0.0.4")
+    c = Daemon("127.0.0.4", env={"OLLAMAX_REGISTRY": "http://127.0.0.9:9"})  # no registry
     c.env["OLLAMAX_PEERS"] = "127.0.0.9:9,%s,%s" % (c.addr, a.addr)  # dead, self, holder
     c.start()
     lines = pull_lines(c, "peerm:v1")
@@ -242,11 +242,13 @@ def test_manifest_not_from_this_node():
     peer's."""
     a = Daemon("127.0.0.2").start()
     create_model(a, "again:v1", big_gguf(os.path.join(tempdir(), "new.gguf"), 2 << 20, seed=21))
-    c = Daemon("0.0.0.0")
+    # the tag is here already, so the registry is asked first; there is none
+    c = Daemon("0.0.0.0", env={"OLLAMAX_REGISTRY": "http://127.0.0.9:9"})
     c.env["OLLAMAX_PEERS"] = "127.0.0.1:%d,%s" % (c.port, a.addr)
     c.start()
     create_model(c, "again:v1", big_gguf(os.path.join(tempdir(), "old.gguf"), 2 << 20, seed=22))
     pull_lines(c, "again:v1")
+    assert "registry could not give again:v1" in c.log(), c.log()
     rel = os.path.join("manifests", "registry.ollama.ai", "library", "again", "v1")
     with open(os.path.join(a.models, rel), "rb") as fa, open(os.path.join(c.models, rel), "rb") as fc:
         assert fa.read() == fc.read()
@@ -270,6 +272,28 @@ def test_busy_holder_is_asked_again():
     assert sha256_file(os.path.join(c.models, "blobs", "sha256-" + digest[7:])) == digest
     assert swarm_status(c)["bytes_down"] >= 8 << 20, swarm_status(c)
     assert "using the registry" not in c.log(), c.log()
+
+
+def test_repull_asks_the_registry_first():
+    """A tag held here is being updated: the registry's manifest wins over a
+    peer's older copy (a tag not held here comes from the peer)."""
+    reg = Registry("127.0.0.5")
+    on_cleanup(reg.close)
+    new = os.urandom(2 << 20)
+    reg.add_model("library", "upd", "latest", [("model", new)])
+    a = Daemon("127.0.0.2").start()
+    create_model(a, "upd", big_gguf(os.path.join(tempdir(), "peer.gguf"), 2 << 20, seed=23))
+    env = {"OLLAMAX_REGISTRY": "http://" + reg.addr}
+    c = Daemon("127.0.0.4", env=dict(env, OLLAMAX_PEERS=a.addr)).start()
+    pull_lines(c, "upd")  # not here: from the peer
+    rel = os.path.join("manifests", "registry.ollama.ai", "library", "upd", "latest")
+    with open(os.path.join(a.models, rel), "rb") as fa, open(os.path.join(c.models, rel), "rb") as fc:
+        assert fa.read() == fc.read()
+    assert not any(p.endswith("/manifests/latest") for _, p, _ in reg.requests), reg.requests
+    pull_lines(c, "upd")  # here: an update, from the registry
+    digest = [d for d in reg.blobs if reg.blobs[d] == new][0]
+    assert sha256_file(os.path.join(c.models, "blobs", "sha256-" + digest[7:])) == digest
+    assert any(p.endswith("/manifests/latest") for _, p, _ in reg.requests), reg.requests
 
 
 def test_client_gone_cancels_stalled_fetch():

@@ -18,7 +18,8 @@
 static const char *vars[] = {"OLLAMAX_HOME", "OLLAMAX_MODELS", "OLLAMA_MODELS", "OLLAMAX_HOST",
                              "OLLAMA_HOST", "OLLAMA_ORIGINS", "OLLAMAX_PEERS",
                              "OLLAMAX_MAX_UPLOAD", "OLLAMAX_MAX_DOWNLOAD", "OLLAMA_KEEP_ALIVE",
-                             "OLLAMA_NUM_PARALLEL", "OLLAMA_MAX_QUEUE", "OLLAMAX_SWARM_PORT"};
+                             "OLLAMA_NUM_PARALLEL", "OLLAMA_MAX_QUEUE", "OLLAMAX_SWARM_PORT",
+                             "OLLAMAX_REGISTRY"};
 static char home[64];
 
 static int setup(void **state)
@@ -279,6 +280,28 @@ static void test_host_parse(void **state)
     assert_int_equal(node_host_parse("longhost:1", tiny, sizeof tiny, &port, NULL, 0), OX_EINVAL);
 }
 
+static void test_registry(void **state)
+{
+    (void)state;
+    node_config_t c;
+    char err[256];
+    assert_int_equal(node_config_load(&c, err, sizeof err), 0);
+    assert_string_equal(c.registry, ""); /* the default registry */
+    static const char *ok[][2] = {{"http://10.0.0.5:5000", "http://10.0.0.5:5000"},
+                                  {"https://mirror.example/", "https://mirror.example"}};
+    for (size_t i = 0; i < 2; i++) {
+        setenv("OLLAMAX_REGISTRY", ok[i][0], 1);
+        assert_int_equal(node_config_load(&c, err, sizeof err), 0);
+        assert_string_equal(c.registry, ok[i][1]);
+    }
+    static const char *bad[] = {"mirror.example", "ftp://m", "http://", "https://m/v2", "http:///"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        setenv("OLLAMAX_REGISTRY", bad[i], 1);
+        assert_int_equal(node_config_load(&c, err, sizeof err), OX_EINVAL);
+        assert_non_null(strstr(err, "OLLAMAX_REGISTRY"));
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -288,6 +311,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_file_and_precedence, setup, teardown),
         cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rates, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_registry, setup, teardown),
         cmocka_unit_test(test_host_parse),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
