@@ -126,7 +126,10 @@ void swarm__behind_on_piece(swarm_fetch_t *f, int piece)
 {
     if (!f->have || piece < 0 || (uint32_t)piece >= f->n_pieces)
         return;
-    f->have[piece / 8] |= (uint8_t)(1u << (piece % 8));
+    uint8_t bit = (uint8_t)(1u << (piece % 8));
+    if (!(f->have[piece / 8] & bit))
+        f->pieces_in++;
+    f->have[piece / 8] |= bit;
     while (f->prefix < f->n_pieces && (f->have[f->prefix / 8] >> (f->prefix % 8) & 1))
         f->prefix++;
     swarm__behind_kick(f);

@@ -149,9 +149,36 @@ void swarm__fetch_on_state(swarm_fetch_t *f, const swarm_tstat_t *st)
                  (double)st->down_rate / 1e6, (double)st->up_rate / 1e6, st->peers,
                  f->share_done, f->share_total, f->prefix, f->n_pieces);
     }
-    if (f->progressed && done == f->last_done)
+    /* pieces may have reported more already (this count trails them) */
+    if (f->progressed && done <= f->last_done)
         return;
     f->last_progress_ns = ox_time_mono_ns();
+    f->progressed = 1;
+    f->last_done = done;
+    if (f->progress)
+        f->progress(f, done, f->size, f->ud);
+}
+
+/* The engine's status comes every update_ms (500 ms); a pull's progress
+ * lines come about every 60 ms (spec), so the verified pieces report too. */
+#define PIECE_REPORT_NS (60 * 1000000LL)
+
+void swarm__fetch_on_piece_progress(swarm_fetch_t *f)
+{
+    /* the first report is the engine's: after a resume it counts the staged
+     * pieces already checked, which come here one by one */
+    if (f->state != FETCH_RUNNING || !f->piece_len || !f->have || !f->progressed)
+        return;
+    uint64_t done = (uint64_t)f->pieces_in * f->piece_len;
+    uint32_t last = f->n_pieces - 1;
+    if (f->n_pieces && (f->have[last / 8] >> (last % 8) & 1)) /* it is short */
+        done -= (uint64_t)f->n_pieces * f->piece_len - f->size;
+    if (done > f->size)
+        done = f->size;
+    int64_t now = ox_time_mono_ns();
+    if (done <= f->last_done || now - f->piece_report_ns < PIECE_REPORT_NS)
+        return;
+    f->piece_report_ns = now;
     f->progressed = 1;
     f->last_done = done;
     if (f->progress)

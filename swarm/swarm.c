@@ -434,6 +434,7 @@ static void on_engine_event(void *ud, const swarm_ev_t *ev)
             swarm__fetch_on_piece(f, ev->piece);
             swarm__behind_on_piece(f, ev->piece);
             swarm__rescue_get_checked(f, ev->piece, 1);
+            swarm__fetch_on_piece_progress(f); /* last: its callback may cancel */
         }
         break;
     case SWARM_EV_STATE: {

@@ -108,6 +108,8 @@ struct swarm_fetch {
     struct swarm_behind_req *behind; /* the feed in the work pool */
     uint8_t *have;            /* bit per piece that passed in this run */
     uint32_t n_pieces, prefix; /* pieces 0..prefix-1 have all passed */
+    uint32_t pieces_in;       /* bits set in have */
+    int64_t piece_report_ns;  /* fetch.c: last progress from pieces */
     uint64_t piece_len;
     int behind_off;           /* a feed failed: the commit reads it all */
     int behind_commit;        /* the commit waits for the feed in flight */
@@ -198,6 +200,9 @@ void swarm__fetch_on_removed(swarm_fetch_t *f);
  * the commit only takes the torrent out. */
 void swarm__fetch_on_error(swarm_fetch_t *f, const char *msg);
 void swarm__fetch_on_state(swarm_fetch_t *f, const swarm_tstat_t *st);
+/* After a PIECE (and behind.c's count of it): a progress report from the
+ * pieces in, at most every 60 ms. May run the progress callback. */
+void swarm__fetch_on_piece_progress(swarm_fetch_t *f);
 void swarm__fetch_on_resume(swarm_fetch_t *f, const void *data, size_t len);
 void swarm__fetch_fail(swarm_fetch_t *f, int status, const char *msg);
 /* Starts write-back of what running fetches staged since the last call, so

@@ -97,8 +97,13 @@ def test_rate_caps_hold():
             name = "%s/library/cap:v1" % holder.addr
         c = Daemon("127.0.0.4", env=dict(env, OLLAMAX_PEERS=holder.addr)).start()
         t0 = time.time()
-        pull_lines(c, name)
+        lines = pull_lines(c, name)
         took = time.time() - t0
+        # progress as pieces come (more often than the engine's 500 ms status
+        # period), never going back
+        done = [l.get("completed", 0) for l in lines if l.get("digest") == digest]
+        assert done == sorted(done) and done[-1] == SIZE, done
+        assert len(done) > took / 0.5 + 2, (len(done), took)
         assert sha256_file(os.path.join(c.models, "blobs", "sha256-" + digest[7:])) == digest
         assert swarm_status(c)["bytes_down"] >= SIZE, swarm_status(c)
         # the engine lets a burst of a second or so through
