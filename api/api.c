@@ -415,7 +415,8 @@ int api_start(node_t *node, char *err, size_t errlen)
     node->api = a;
     rc = http_server_listen(a->srv, host, node->cfg.port);
     if (rc != 0) {
-        snprintf(err, errlen, "listen on %s:%d: %s", host, node->cfg.port, ox_strerror(rc));
+        snprintf(err, errlen, "listen on %s:%d: %s", host, node->cfg.port,
+                 rc == OX_EBUSY ? "address already in use" : ox_strerror(rc));
         /* the server owns handles: close it and let the loop free it */
         http_server_close(a->srv, NULL, NULL);
         node->api = NULL;

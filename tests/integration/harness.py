@@ -8,6 +8,7 @@ module and exits non-zero on the first failure of any.
 import http.client
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -28,6 +29,24 @@ def on_cleanup(fn):
 
 
 def free_port(ip="127.0.0.1"):
+    """A port free on ip now, below the kernel's ephemeral range, so that no
+    socket bound to port 0 meanwhile (a swarm's, a client's, in a test
+    running beside this one) can take it before the daemon binds it."""
+    lo = 32768
+    try:
+        lo = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+    except (OSError, ValueError, IndexError):
+        pass
+    for _ in range(200):
+        port = random.randrange(max(1024, lo - 12000), lo)
+        s = socket.socket()
+        try:
+            s.bind((ip, port))
+            return port
+        except OSError:
+            continue
+        finally:
+            s.close()
     s = socket.socket()
     s.bind((ip, 0))
     port = s.getsockname()[1]
@@ -86,6 +105,7 @@ class Daemon:
 
     def __init__(self, ip="127.0.0.2", port=None, home=None, env=None, name=None):
         self.ip = ip
+        self.auto_port = port is None
         self.port = port or free_port(ip)
         self.home = home or tempdir("oxhome-")
         self.env = dict(env or {})
@@ -115,11 +135,22 @@ class Daemon:
         return e
 
     def start(self, wait=True):
-        self.logf = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([BIN, "serve"], env=self.environ(), stdout=self.logf,
-                                     stderr=subprocess.STDOUT)
-        if wait:
-            self.wait_ready()
+        for attempt in range(3):
+            self.logf = open(self.log_path, "ab")
+            self.proc = subprocess.Popen([BIN, "serve"], env=self.environ(), stdout=self.logf,
+                                         stderr=subprocess.STDOUT)
+            if not wait:
+                return self
+            try:
+                self.wait_ready()
+                return self
+            except AssertionError:
+                # a port chosen here and taken by another process before the
+                # daemon bound it: choose again (a port given by the test is kept)
+                if not (self.auto_port and self.proc.poll() is not None and attempt < 2 and
+                        "address already in use" in self.log().lower()):
+                    raise
+                self.port = free_port(self.ip)
         return self
 
     def wait_ready(self, timeout=30):
