@@ -12,6 +12,18 @@
 
 #include "api_fixture.h"
 
+/* The config blob a manifest names, read from the store (caller frees). */
+static char *read_config(fx_t *f, json_t *man, size_t *len)
+{
+    const char *cdig = json_string_value(json_object_get(json_object_get(man, "config"), "digest"));
+    assert_non_null(cdig);
+    char cpath[256];
+    snprintf(cpath, sizeof cpath, "%s/models/blobs/sha256-%s", f->home, cdig + 7);
+    char *cfg = NULL;
+    assert_int_equal(ox_fs_read_all(cpath, 1 << 20, &cfg, len), 0);
+    return cfg;
+}
+
 /* Uploads the bytes in g as a blob (201) and frees them; d gets the digest,
  * the result is their size. */
 static size_t put_buf(fx_t *f, ox_buf_t *g, char d[80])
@@ -239,12 +251,8 @@ static void test_create_and_show(void **state)
 
     /* the config blob is Ollama's ConfigV2 */
     json_t *man = parse(mbytes);
-    const char *cdig = json_string_value(json_object_get(json_object_get(man, "config"), "digest"));
-    char cpath[256];
-    snprintf(cpath, sizeof cpath, "%s/models/blobs/sha256-%s", f->home, cdig + 7);
-    char *cfg;
     size_t clen;
-    assert_int_equal(ox_fs_read_all(cpath, 1 << 20, &cfg, &clen), 0);
+    char *cfg = read_config(f, man, &clen);
     const char *cfg_want = "{\"model_format\":\"gguf\",\"model_family\":\"llama\","
                            "\"model_families\":[\"llama\"],\"model_type\":\"64\","
                            "\"file_type\":\"F16\",\"architecture\":\"amd64\",\"os\":\"linux\","
@@ -448,12 +456,8 @@ static void test_create_adapter(void **state)
     assert_layer(layers, 2, "system", NULL);
     assert_int_equal(json_integer_value(json_object_get(json_array_get(layers, 1), "size")),
                      asize);
-    const char *cdig = json_string_value(json_object_get(json_object_get(man, "config"), "digest"));
-    char cpath[256];
-    snprintf(cpath, sizeof cpath, "%s/models/blobs/sha256-%s", f->home, cdig + 7);
-    char *cfg;
     size_t clen;
-    assert_int_equal(ox_fs_read_all(cpath, 1 << 20, &cfg, &clen), 0);
+    char *cfg = read_config(f, man, &clen);
     json_t *cj = parse(cfg);
     json_t *ids = json_object_get(json_object_get(cj, "rootfs"), "diff_ids");
     assert_int_equal(json_array_size(ids), 3);
