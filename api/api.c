@@ -59,6 +59,7 @@ static const route_t routes[] = {
     {"HEAD", "/api/blobs/", 1, api_route_blob_head},
     {"POST", "/api/copy", 0, api_route_copy},
     {"DELETE", "/api/delete", 0, api_route_delete},
+    {"POST", "/api/verify", 0, api_route_verify},
     {"GET", "/api/ps", 0, api_route_ps},
     {"POST", "/api/generate", 0, api_route_generate},
     {"POST", "/api/chat", 0, api_route_chat},

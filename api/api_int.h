@@ -108,6 +108,7 @@ void api_route_tags(node_t *node, http_req_t *req);
 void api_route_show(node_t *node, http_req_t *req);
 void api_route_copy(node_t *node, http_req_t *req);
 void api_route_delete(node_t *node, http_req_t *req);
+void api_route_verify(node_t *node, http_req_t *req);
 void api_route_ps(node_t *node, http_req_t *req);
 void api_route_create(node_t *node, http_req_t *req);
 void api_route_blob_head(node_t *node, http_req_t *req);

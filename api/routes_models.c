@@ -6,6 +6,7 @@
 
 #include "api/api_int.h"
 #include "common/err.h"
+#include "common/log.h"
 #include "common/timeutil.h"
 
 /* ---- GET|HEAD /api/tags ------------------------------------------------------ */
@@ -155,4 +156,86 @@ void api_route_delete(node_t *node, http_req_t *req)
     if (api_body_json(req, &body) != 0)
         return;
     api_job_submit(node, req, body, run_delete, NULL, NULL);
+}
+
+/* ---- POST /api/verify (ollamax's own) ------------------------------------------ */
+
+/* Re-hashes the blobs of one model ({"model": NAME}: its layers and config)
+ * or of the whole store ({}). A blob whose bytes no longer match its digest
+ * is removed (cas_blob_verify), so that the next pull fetches it again; the
+ * answer names it: {"verified": N, "removed": [...], "missing": [...]}. */
+static void run_verify(api_job_t *job)
+{
+    cas_t *cas = job->node->cas;
+    const char *m = job->body ? api_body_model(job->body) : "";
+    char (*d)[72] = NULL;
+    size_t n = 0;
+    if (*m) {
+        cas_name_t name;
+        if (cas_name_parse(m, &name) != 0) {
+            api_job_set_err(job, 400, "invalid model name");
+            return;
+        }
+        char *json = NULL, err[256];
+        size_t len;
+        cas_manifest_t mf;
+        int rc = cas_manifest_read(cas, &name, &json, &len, NULL, NULL, NULL);
+        if (rc == OX_ENOTFOUND) {
+            api_job_set_err(job, 404, "model '%s' not found", m);
+            return;
+        }
+        if (rc == 0 && (rc = cas_manifest_parse(json, len, &mf, err, sizeof err)) != 0) {
+            free(json);
+            api_job_set_err(job, 500, "verify: %s", err);
+            return;
+        }
+        free(json);
+        if (rc != 0) {
+            api_job_set_err(job, 500, "verify: %s", ox_strerror(rc));
+            return;
+        }
+        d = calloc(mf.n_layers + 1, sizeof *d);
+        for (size_t i = 0; d && i <= mf.n_layers; i++) {
+            const char *dig = i < mf.n_layers ? mf.layers[i].digest : mf.config.digest;
+            if (*dig)
+                snprintf(d[n++], sizeof *d, "%s", dig);
+        }
+        cas_manifest_free(&mf);
+        if (!d) {
+            api_job_set_err(job, 500, "%s", ox_strerror(OX_ENOMEM));
+            return;
+        }
+    } else {
+        int rc = cas_blob_list(cas, &d, &n);
+        if (rc != 0) {
+            api_job_set_err(job, 500, "verify: %s", ox_strerror(rc));
+            return;
+        }
+    }
+    json_t *removed = json_array(), *missing = json_array();
+    json_int_t ok = 0;
+    for (size_t i = 0; i < n; i++) {
+        int rc = cas_blob_verify(cas, d[i]);
+        if (rc == 0)
+            ok++;
+        else if (rc == OX_EDIGEST)
+            json_array_append_new(removed, json_string(d[i]));
+        else if (rc == OX_ENOTFOUND)
+            json_array_append_new(missing, json_string(d[i]));
+        else
+            OX_WARN("verify %s: %s", d[i], ox_strerror(rc));
+    }
+    free(d);
+    job->resp = json_pack("{s:I,s:o,s:o}", "verified", ok, "removed", removed, "missing", missing);
+    job->status = job->resp ? 200 : 500;
+}
+
+void api_route_verify(node_t *node, http_req_t *req)
+{
+    json_t *body = NULL;
+    size_t len = 0;
+    http_req_body(req, &len);
+    if (len > 0 && api_body_json(req, &body) != 0) /* no body: the whole store */
+        return;
+    api_job_submit(node, req, body, run_verify, NULL, NULL);
 }

@@ -30,6 +30,8 @@ static const cli_cmd_t commands[] = {
     {"ps", NULL, "ps", "List running models", cli_cmd_ps},
     {"cp", NULL, "cp SOURCE DESTINATION", "Copy a model", cli_cmd_cp},
     {"rm", NULL, "rm MODEL [MODEL...]", "Remove a model", cli_cmd_rm},
+    {"verify", NULL, "verify [MODEL]", "Re-hash a model's blobs (or every blob); remove bad ones",
+     cli_cmd_verify},
     {"swarm", NULL, "swarm status", "Show the swarm's torrents, peers and rates", cli_cmd_swarm},
     {"bench", NULL, "bench ingest|transfer|infer [options]", "Run a benchmark", cli_cmd_bench},
     {"help", NULL, "help [COMMAND]", "Help about any command", cmd_help},

@@ -31,6 +31,7 @@ int cli_cmd_list(int argc, char **argv);    /* cli_models.c */
 int cli_cmd_show(int argc, char **argv);    /* cli_show.c */
 int cli_cmd_rm(int argc, char **argv);      /* cli_models.c */
 int cli_cmd_cp(int argc, char **argv);      /* cli_models.c */
+int cli_cmd_verify(int argc, char **argv);  /* cli_models.c */
 int cli_cmd_ps(int argc, char **argv);      /* cli_models.c */
 int cli_cmd_run(int argc, char **argv);     /* cli_run.c */
 int cli_cmd_bench(int argc, char **argv);   /* cli_bench.c */

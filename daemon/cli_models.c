@@ -178,3 +178,39 @@ int cli_cmd_cp(int argc, char **argv)
     printf("copied '%s' to '%s'\n", argv[1], argv[2]);
     return 0;
 }
+
+/* Exit 1 when a blob was bad (removed, so the next pull fetches it again) or
+ * missing, as a check of the store should. */
+int cli_cmd_verify(int argc, char **argv)
+{
+    if (argc > 2)
+        return cli_error("accepts at most 1 arg(s), received %d", argc - 1);
+    json_t *body = argc == 2 ? json_pack("{s:s}", "model", argv[1]) : json_object();
+    cli_resp_t r;
+    int rc = cli_request("POST", "/api/verify", body, &r);
+    json_decref(body);
+    if (rc)
+        return 1;
+    char msg[1024];
+    if (r.status / 100 != 2) {
+        rc = cli_error("%s", cli_resp_error(&r, msg, sizeof(msg)));
+        ox_buf_free(&r.body);
+        return rc;
+    }
+    json_t *o = json_loadb(r.body.data, r.body.len, 0, NULL);
+    ox_buf_free(&r.body);
+    if (!o)
+        return cli_error("unexpected answer from the server");
+    size_t i;
+    json_t *v;
+    json_array_foreach(json_object_get(o, "removed"), i, v)
+        printf("removed %s: its bytes no longer match its digest\n", json_string_value(v));
+    json_array_foreach(json_object_get(o, "missing"), i, v)
+        printf("missing %s\n", json_string_value(v));
+    size_t bad = json_array_size(json_object_get(o, "removed")) +
+                 json_array_size(json_object_get(o, "missing"));
+    printf("verified %lld blob(s)%s\n", (long long)json_integer_value(json_object_get(o, "verified")),
+           bad ? "; pull the model again to fetch what is gone" : "");
+    json_decref(o);
+    return bad ? 1 : 0;
+}

@@ -31,6 +31,32 @@ def restart(d, **env):
     d.start()
 
 
+def test_verify_removes_a_bad_blob():
+    d = Daemon("127.0.0.2").start()
+    digest = create_model(d, "v:1", mkgguf(os.path.join(tempdir(), "v.gguf"), "--seed", 4), system="s")
+    p = d.cli("verify", "v:1")
+    assert p.stdout.decode().strip() == "verified 3 blob(s)", p.stdout  # model, system, config
+    r = d.api("POST", "/api/verify", {})  # every blob in the store
+    assert r.status == 200 and r.json() == {"verified": 3, "removed": [], "missing": []}, r
+    # the model's bytes go bad on disk: verify finds it and takes it out
+    path = os.path.join(d.models, "blobs", "sha256-" + digest[7:])
+    with open(path, "r+b") as f:
+        f.seek(100)
+        f.write(b"\xff\xfe")
+    p = d.cli("verify", "v:1", check=False)
+    out = p.stdout.decode()
+    assert p.returncode == 1 and "removed %s" % digest in out and "verified 2 blob(s)" in out, out
+    assert not os.path.exists(path)
+    r = d.api("POST", "/api/verify", {"model": "v:1"})
+    assert r.json() == {"verified": 2, "removed": [], "missing": [digest]}, r
+    r = d.api("POST", "/api/verify", {"model": "nope"})
+    assert r.status == 404 and r.json() == {"error": "model 'nope' not found"}, r
+    r = d.api("POST", "/api/verify", {"model": "bad name!"})
+    assert r.status == 400, r
+    p = d.cli("verify", "nope", check=False)
+    assert p.returncode == 1 and b"not found" in p.stderr, p
+
+
 def test_prune_at_start():
     d = Daemon("127.0.0.2", env=NO_ENV).start()
     g = mkgguf(os.path.join(tempdir(), "keep.gguf"), "--seed", 5)
