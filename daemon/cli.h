@@ -56,6 +56,10 @@ typedef struct cli_resp {
 int cli_request(const char *method, const char *path, const json_t *body, cli_resp_t *out);
 /* The same without printing anything on failure. */
 int cli_request_quiet(const char *method, const char *path, const json_t *body, cli_resp_t *out);
+/* One request whose 2xx answer is a JSON object: *out gets it (caller
+ * decrefs). Otherwise prints the error (the daemon's {"error"}, or that the
+ * answer was not an object) and returns 1, the exit status. */
+int cli_call_json(const char *method, const char *path, const json_t *body, json_t **out);
 /* Error text of a non-2xx response: its {"error"} or the status line.
  * Writes into buf and returns it. */
 const char *cli_resp_error(const cli_resp_t *r, char *buf, size_t cap);

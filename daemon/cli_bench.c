@@ -34,25 +34,12 @@ int cli_cmd_swarm(int argc, char **argv)
 {
     if (argc < 2 || strcmp(argv[1], "status") != 0)
         return cli_error("usage: ollamax swarm status");
-    cli_resp_t r;
-    if (cli_request("GET", "/api/swarm/status", NULL, &r) != 0)
+    json_t *st;
+    if (cli_call_json("GET", "/api/swarm/status", NULL, &st) != 0)
         return 1;
-    int ret = 0;
-    if (r.status != 200) {
-        char buf[512];
-        ret = cli_error("%s", cli_resp_error(&r, buf, sizeof buf));
-    } else {
-        json_error_t je;
-        json_t *st = json_loadb(r.body.data, r.body.len, 0, &je);
-        if (!st) {
-            ret = cli_error("bad swarm status: %s", je.text);
-        } else {
-            char *text = json_dumps(st, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-            printf("%s\n", text ? text : "{}");
-            free(text);
-            json_decref(st);
-        }
-    }
-    ox_buf_free(&r.body);
-    return ret;
+    char *text = json_dumps(st, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    printf("%s\n", text ? text : "{}");
+    free(text);
+    json_decref(st);
+    return 0;
 }

@@ -142,6 +142,28 @@ int cli_request_quiet(const char *method, const char *path, const json_t *body, 
     return do_request(method, path, body, out, 1);
 }
 
+int cli_call_json(const char *method, const char *path, const json_t *body, json_t **out)
+{
+    *out = NULL;
+    cli_resp_t r;
+    if (cli_request(method, path, body, &r) != 0)
+        return 1;
+    char msg[1024];
+    if (r.status / 100 != 2) {
+        int rc = cli_error("%s", cli_resp_error(&r, msg, sizeof(msg)));
+        ox_buf_free(&r.body);
+        return rc;
+    }
+    json_t *o = json_loadb(r.body.data ? r.body.data : "", r.body.len, 0, NULL);
+    ox_buf_free(&r.body);
+    if (!json_is_object(o)) {
+        json_decref(o);
+        return cli_error("unexpected answer from %s%s", cli_base_url(), path);
+    }
+    *out = o;
+    return 0;
+}
+
 const char *cli_resp_error(const cli_resp_t *r, char *buf, size_t cap)
 {
     json_t *o = r->body.data ? json_loads(r->body.data, 0, NULL) : NULL;

@@ -9,18 +9,9 @@
 /* GET path and parse {models:[...]}; 0 or the exit status. */
 static int get_models(const char *path, json_t **out)
 {
-    cli_resp_t r;
-    if (cli_request("GET", path, NULL, &r) != 0)
+    json_t *o;
+    if (cli_call_json("GET", path, NULL, &o) != 0)
         return 1;
-    char msg[1024];
-    if (r.status != 200) {
-        int rc = cli_error("%s", cli_resp_error(&r, msg, sizeof(msg)));
-        ox_buf_free(&r.body);
-        return rc;
-    }
-    json_error_t je;
-    json_t *o = json_loads(r.body.data ? r.body.data : "", 0, &je);
-    ox_buf_free(&r.body);
     if (!json_is_array(json_object_get(o, "models"))) {
         json_decref(o);
         return cli_error("unexpected answer from %s%s", cli_base_url(), path);
@@ -186,21 +177,11 @@ int cli_cmd_verify(int argc, char **argv)
     if (argc > 2)
         return cli_error("accepts at most 1 arg(s), received %d", argc - 1);
     json_t *body = argc == 2 ? json_pack("{s:s}", "model", argv[1]) : json_object();
-    cli_resp_t r;
-    int rc = cli_request("POST", "/api/verify", body, &r);
+    json_t *o;
+    int rc = cli_call_json("POST", "/api/verify", body, &o);
     json_decref(body);
     if (rc)
-        return 1;
-    char msg[1024];
-    if (r.status / 100 != 2) {
-        rc = cli_error("%s", cli_resp_error(&r, msg, sizeof(msg)));
-        ox_buf_free(&r.body);
         return rc;
-    }
-    json_t *o = json_loadb(r.body.data, r.body.len, 0, NULL);
-    ox_buf_free(&r.body);
-    if (!o)
-        return cli_error("unexpected answer from the server");
     size_t i;
     json_t *v;
     json_array_foreach(json_object_get(o, "removed"), i, v)

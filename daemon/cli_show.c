@@ -149,23 +149,11 @@ int cli_cmd_show(int argc, char **argv)
     if (!name)
         return cli_error("accepts 1 arg, received 0");
     json_t *body = json_pack("{s:s,s:b}", "model", name, "verbose", verbose);
-    cli_resp_t r;
-    int rc = cli_request("POST", "/api/show", body, &r);
+    json_t *o;
+    int rc = cli_call_json("POST", "/api/show", body, &o);
     json_decref(body);
     if (rc)
-        return 1;
-    char msg[1024];
-    if (r.status != 200) {
-        rc = cli_error("%s", cli_resp_error(&r, msg, sizeof(msg)));
-        ox_buf_free(&r.body);
         return rc;
-    }
-    json_t *o = json_loads(r.body.data ? r.body.data : "", 0, NULL);
-    ox_buf_free(&r.body);
-    if (!json_is_object(o)) {
-        json_decref(o);
-        return cli_error("unexpected answer from /api/show");
-    }
     if (field) {
         const char *v = json_string_value(json_object_get(o, field));
         if (!v || !*v) {
